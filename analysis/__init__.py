@@ -1,0 +1,1 @@
+"""Analysis: pure functions from observations to verdicts, events, plots and reports."""

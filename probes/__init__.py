@@ -1,0 +1,1 @@
+"""Probes: network I/O that turns one target into observations (DNS, TCP, TLS, HTTP)."""

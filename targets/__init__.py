@@ -1,0 +1,1 @@
+"""Targets: the bundled platform catalogue and the test-list loaders."""
