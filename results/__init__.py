@@ -1,0 +1,1 @@
+"""The SQLite store: schema, append-only raw records, derived verdicts, queries, export."""

@@ -1,0 +1,382 @@
+"""The SQLite store: append-only raw records in a hash chain, derived tables, queries.
+
+Every write is one transaction: a run's start (runs row + run_start record), one measurement
+(blobs + record + measurement row + step rows), a verdict, a run's end. A killed process never
+leaves half a measurement, and every finished one is committed before the next begins.
+
+The raw record is the truth. Records are RFC 8785 canonical JSON, each hashed with the previous
+record's hash (`results.canonical.chain_hash`), so a changed byte or a removed record shows up in
+`verify_chain`. The measurement row's verdict columns and the step tables are derived: the
+analysis may recompute verdicts at any time (`set_verdict`) without touching a record.
+
+The probe's public address is never stored: a vantage dict naming it is refused.
+
+    with Store("lab.db") as store:
+        run_id = store.begin_run(vantage, config)
+        mid = store.add_measurement(run_id, measurement)
+        store.set_verdict(mid, verdict.to_dict())
+        store.finish_run(run_id, "ok", {"counts": {...}})
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import sqlite3
+import zlib
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import sqlite_utils
+
+from probes.observations import Measurement, utc_now
+from results import integrity
+from results import rows as R
+from results.canonical import GENESIS, canonical_json, chain_hash
+from results.integrity import IntegrityError
+from results.paths import default_db_path
+from results.schema import migrate
+
+__all__ = ["IntegrityError", "Store"]
+
+NETWORK_STATES = ("ok", "local_failure", "upstream_unreachable")
+END_STATUSES = ("finished", "interrupted")
+
+# Vantage keys that would hold the probe's own address. The campaign never collects it; this
+# stops a future change from storing it by accident.
+_ADDRESS_KEYS = frozenset(
+    {"probe_ip", "public_ip", "client_ip", "external_ip", "ip", "ip_address", "probe_address"}
+)
+_PAGE = 500  # rows per query when streaming
+
+
+class Store:
+    """One netvigil database. Open it, write runs and measurements, read them back."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: no implicit transactions; every write below says where its
+        # transaction starts and ends. The timeout lets a second process wait for the lock.
+        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
+        try:
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        self.db = sqlite_utils.Database(conn)
+
+    @classmethod
+    def default_path(cls) -> Path:
+        """The default database: $NETVIGIL_DB, else the user's data directory."""
+        return default_db_path()
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        # IMMEDIATE takes the write lock before we read the chain's head, so two writers can
+        # never link two records to the same predecessor.
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+            conn.execute("COMMIT")
+        except BaseException:
+            # Also on KeyboardInterrupt: the half-written measurement disappears entirely.
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # --- writes ------------------------------------------------------------------------------
+
+    def begin_run(self, vantage: dict[str, Any], config: dict[str, Any]) -> int:
+        """Start a run; returns its id. `vantage` must not hold the probe's public address."""
+        _check_vantage(vantage)
+        started = utc_now()
+        with self._write() as conn:
+            run_id = _insert(conn, "runs", {
+                "started": started, "vantage": _json(vantage), "config": _json(config),
+                "status": "running",
+            })
+            self._append(conn, "run_start", run_id,
+                         {"started": started, "vantage": vantage, "config": config})
+        return run_id
+
+    def add_measurement(
+        self, run_id: int, m: Measurement, verdict: Mapping[str, Any] | None = None
+    ) -> int:
+        """Store one measurement (and its verdict, if known) in one transaction; returns its id."""
+        raw = R.split_blobs(m)
+        columns = R.verdict_columns(verdict) if verdict is not None else {}
+        with self._write() as conn:
+            for digest, data in raw.bodies.items():
+                conn.execute(
+                    "INSERT OR IGNORE INTO bodies (sha256, length, data) VALUES (?, ?, ?)",
+                    (digest, len(data), zlib.compress(data)),
+                )
+            for digest, der in raw.certificates.items():
+                conn.execute(
+                    "INSERT OR IGNORE INTO certificates (sha256, der) VALUES (?, ?)", (digest, der)
+                )
+            record_id = self._append(conn, "measurement", run_id, {"measurement": raw.record})
+            target = m.target
+            mid = _insert(conn, "measurements", {
+                "run_id": run_id, "record_id": record_id, "target_url": target.url,
+                "platform": target.platform, "category": target.category,
+                "hostname": target.hostname, "started": m.started, "runtime": m.runtime,
+                **columns,
+            })
+            for step in R.step_rows(mid, m):
+                parent = _insert(conn, step.table, step.row)
+                for answer in step.answers:
+                    _insert(conn, "dns_answers", {"query_id": parent, **answer})
+        return mid
+
+    def set_verdict(self, measurement_id: int, verdict: Mapping[str, Any]) -> None:
+        """Replace the derived verdict columns of one measurement; the raw record is untouched."""
+        columns = R.verdict_columns(verdict)
+        assignments = ", ".join(f"{name} = ?" for name in columns)
+        with self._write() as conn:
+            cursor = conn.execute(
+                f"UPDATE measurements SET {assignments} WHERE id = ?",
+                (*columns.values(), measurement_id),
+            )
+            if cursor.rowcount == 0:
+                raise KeyError(f"measurement {measurement_id} not found")
+
+    def finish_run(
+        self, run_id: int, network: str, summary: dict[str, Any], status: str = "finished"
+    ) -> None:
+        """Close a run with its network verdict and summary; appends the run_end record."""
+        if network not in NETWORK_STATES:
+            raise ValueError(f"network must be one of {NETWORK_STATES}, not {network!r}")
+        if status not in END_STATUSES:
+            raise ValueError(f"status must be one of {END_STATUSES}, not {status!r}")
+        finished = utc_now()
+        with self._write() as conn:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None:
+                raise KeyError(f"run {run_id} not found")
+            if row[0] != "running":
+                raise ValueError(f"run {run_id} is already {row[0]}")
+            conn.execute(
+                "UPDATE runs SET finished = ?, network = ?, summary = ?, status = ? WHERE id = ?",
+                (finished, network, _json(summary), status, run_id),
+            )
+            self._append(conn, "run_end", run_id, {
+                "finished": finished, "network": network, "summary": summary, "status": status,
+            })
+
+    def _append(
+        self, conn: sqlite3.Connection, kind: str, run_id: int, payload: dict[str, Any]
+    ) -> int:
+        """Append one record to the chain (inside the caller's write transaction)."""
+        created = utc_now()
+        # kind, created and run_id are inside the hashed text too, so the columns that a
+        # researcher queries can be checked against it (verify_chain does).
+        text = canonical_json({"kind": kind, "created": created, "run_id": run_id, **payload})
+        head = conn.execute("SELECT sha256 FROM records ORDER BY id DESC LIMIT 1").fetchone()
+        prev = head[0] if head else GENESIS
+        return _insert(conn, "records", {
+            "run_id": run_id, "kind": kind, "created": created,
+            "canonical": text.decode("utf-8"), "sha256": chain_hash(prev, text),
+            "prev_sha256": prev,
+        })
+
+    # --- reads -------------------------------------------------------------------------------
+
+    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
+        """Runs, newest first."""
+        rows = self.db["runs"].rows_where(order_by="id DESC", limit=limit)
+        return [_run_row(row) for row in rows]
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
+        return _run_row(rows[0]) if rows else None
+
+    def measurements(
+        self,
+        run_id: int | None = None,
+        target: str | None = None,
+        verdict: str | None = None,
+        limit: int | None = None,
+    ) -> list[dict[str, Any]]:
+        """Measurement rows (verdict columns included), newest first.
+
+        `target` matches a target URL (with or without its trailing slash) or a hostname.
+        """
+        where, args = _filters(run_id, target, verdict)
+        rows = self.db["measurements"].rows_where(
+            " AND ".join(where) or None, args, order_by="id DESC", limit=limit
+        )
+        return [_measurement_row(row) for row in rows]
+
+    def iter_rows(self, run_id: int | None = None) -> Iterator[dict[str, Any]]:
+        """Every measurement row, oldest first, a page at a time (for export and re-analysis).
+
+        Pages are read by id, so no read cursor stays open while the caller writes.
+        """
+        last = 0
+        while True:
+            where, args = _filters(run_id, None, None)
+            page = list(self.db["measurements"].rows_where(
+                " AND ".join([*where, "id > ?"]), [*args, last], order_by="id", limit=_PAGE
+            ))
+            for row in page:
+                yield _measurement_row(row)
+            if len(page) < _PAGE:
+                return
+            last = page[-1]["id"]
+
+    def measurement(self, measurement_id: int) -> dict[str, Any] | None:
+        """One measurement row plus `observations`, as its raw record holds them: HTTP bodies and
+        certificates appear as SHA-256 references (`body_ref`, `peer_certificates`), readable
+        with `body()` and `certificate()`; `load_measurement` gives the full object."""
+        found = list(self.db.query(
+            "SELECT m.*, r.canonical, r.sha256 AS record_sha256 FROM measurements m "
+            "JOIN records r ON r.id = m.record_id WHERE m.id = ?", [measurement_id],
+        ))
+        if not found:
+            return None
+        row = found[0]
+        record = json.loads(row.pop("canonical"))
+        result = _measurement_row(row)
+        result["observations"] = record["measurement"]["observations"]
+        return result
+
+    def load_measurement(self, measurement_id: int) -> Measurement:
+        """The Measurement rebuilt from its raw record and blobs, equal to the one stored."""
+        row = self._conn.execute(
+            "SELECT r.canonical FROM measurements m JOIN records r ON r.id = m.record_id "
+            "WHERE m.id = ?", (measurement_id,),
+        ).fetchone()
+        if row is None:
+            raise KeyError(f"measurement {measurement_id} not found")
+        record = json.loads(row[0])
+        return R.join_blobs(record["measurement"], self.body, self.certificate)
+
+    def iter_measurements(
+        self, run_id: int | None = None
+    ) -> Iterator[tuple[int, Measurement, dict[str, Any]]]:
+        """(id, Measurement, verdict dict or {} if not judged), oldest first."""
+        for row in self.iter_rows(run_id):
+            yield row["id"], self.load_measurement(row["id"]), R.verdict_from_row(row)
+
+    def body(self, sha256: str) -> bytes:
+        """A stored HTTP body by its SHA-256; IntegrityError if missing or damaged."""
+        return integrity.load_body(self._conn, sha256)
+
+    def certificate(self, sha256: str) -> bytes:
+        """A stored DER certificate by its SHA-256; IntegrityError if missing or damaged."""
+        return integrity.load_certificate(self._conn, sha256)
+
+    # --- integrity (results.integrity) -------------------------------------------------------
+
+    def head(self) -> str:
+        """The hash of the newest record (GENESIS when empty). Note it somewhere else too: the
+        chain shows changed, removed or inserted records, but not records cut off at the end."""
+        return integrity.head(self._conn)
+
+    def verify_chain(self) -> list[int]:
+        """Ids of records that do not hold, oldest first; [] means the database is intact.
+
+        A record fails when its hash does not match its text and predecessor, when its link
+        does not point at the previous record's hash (a record changed, removed or inserted),
+        when its kind/run_id/created columns disagree with the hashed text, or when it refers
+        to a body or certificate that is missing or does not match its own hash
+        (`damaged_blobs` names those blobs). Only the raw tables are consulted.
+        """
+        return integrity.verify_chain(self._conn)
+
+    def damaged_blobs(self) -> list[tuple[str, str]]:
+        """(table, sha256) of every body or certificate whose content does not match its key."""
+        return integrity.damaged_blobs(self._conn)
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _insert(conn: sqlite3.Connection, table: str, row: Mapping[str, Any]) -> int:
+    names = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    cursor = conn.execute(f"INSERT INTO {table} ({names}) VALUES ({marks})", tuple(row.values()))
+    assert cursor.lastrowid is not None
+    return cursor.lastrowid
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True)
+
+
+def _check_vantage(vantage: Any, where: str = "vantage") -> None:
+    """Refuse a vantage that holds the probe's address: by key, or as a public IP value."""
+    if isinstance(vantage, Mapping):
+        for key, value in vantage.items():
+            if str(key).lower() in _ADDRESS_KEYS:
+                raise ValueError(f"{where}.{key}: netvigil never stores the probe's address")
+            _check_vantage(value, f"{where}.{key}")
+    elif isinstance(vantage, list | tuple):
+        for i, value in enumerate(vantage):
+            _check_vantage(value, f"{where}[{i}]")
+    elif isinstance(vantage, str):
+        try:
+            address = ipaddress.ip_address(vantage.strip())
+        except ValueError:
+            return
+        if address.is_global:
+            raise ValueError(f"{where}: looks like a public IP address; it is never stored")
+
+
+def _filters(
+    run_id: int | None, target: str | None, verdict: str | None
+) -> tuple[list[str], list[Any]]:
+    where: list[str] = []
+    args: list[Any] = []
+    if run_id is not None:
+        where.append("run_id = ?")
+        args.append(run_id)
+    if target:
+        bare = target.rstrip("/")
+        where.append("(target_url IN (?, ?, ?) OR hostname = ?)")
+        args.extend([target, bare, bare + "/", target.lower()])
+    if verdict is not None:
+        where.append("verdict = ?")
+        args.append(verdict)
+    return where, args
+
+
+def _run_row(row: dict[str, Any]) -> dict[str, Any]:
+    for key in ("vantage", "config", "summary"):
+        if row.get(key) is not None:
+            row[key] = json.loads(row[key])
+    return row
+
+
+def _measurement_row(row: dict[str, Any]) -> dict[str, Any]:
+    if row.get("confirmed") is not None:
+        row["confirmed"] = bool(row["confirmed"])
+    if row.get("details") is not None:
+        row["details"] = json.loads(row["details"])
+    return row
