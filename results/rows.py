@@ -102,7 +102,7 @@ def record_refs(record: Any) -> Iterator[tuple[str, str]]:
     Raises (ValueError, TypeError, KeyError, AttributeError) on a measurement record that does
     not have the shape `split_blobs` gives.
     """
-    if not isinstance(record, dict) or record.get("kind") != "measurement":
+    if not isinstance(record, dict) or record.get("kind") not in ("measurement", "control"):
         return
     for obs in record["measurement"]["observations"]:
         if obs.get("step") == "http" and obs.get("body_ref") is not None:

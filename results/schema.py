@@ -12,6 +12,7 @@ Tables (see DESIGN.md, "Storage"):
     certificates   DER certificates, keyed by their SHA-256
     runs           one row per campaign (state and summary; the truth is in the run records)
     measurements   one row per target per run, with the derived, replaceable verdict columns
+    controls       which raw `control` record holds the test helper's view of a measurement
     dns_queries, dns_answers, tcp_connects, tls_handshakes, http_requests
                    one row per observation, derived from the raw record when it is stored
 
@@ -42,7 +43,7 @@ _V1 = [
     CREATE TABLE records (
         id INTEGER PRIMARY KEY,
         run_id INTEGER REFERENCES runs (id),
-        kind TEXT NOT NULL,                 -- run_start | measurement | run_end
+        kind TEXT NOT NULL,                 -- run_start | measurement | control | run_end
         created TEXT NOT NULL,              -- ISO 8601 UTC, also inside the canonical text
         canonical TEXT NOT NULL,            -- RFC 8785 JSON
         sha256 TEXT NOT NULL UNIQUE,        -- sha256(prev_sha256 || "\\n" || canonical)
@@ -207,8 +208,29 @@ def _v1(conn: sqlite3.Connection) -> None:
 
 Migration = Callable[[sqlite3.Connection], None]
 
+_V2 = [
+    # The test helper's view of a target (the control), kept as a raw record of its own so that
+    # `analyze` can judge again later with exactly the control the run had.
+    """
+    CREATE TABLE controls (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        measurement_id INTEGER NOT NULL UNIQUE REFERENCES measurements (id),
+        record_id INTEGER NOT NULL REFERENCES records (id),
+        source TEXT NOT NULL                -- e.g. "helper", "ooni"
+    )
+    """,
+    "CREATE INDEX controls_run ON controls (run_id)",
+]
+
+
+def _v2(conn: sqlite3.Connection) -> None:
+    for statement in _V2:
+        conn.execute(statement)
+
+
 #: MIGRATIONS[i] upgrades a database from version i to version i + 1.
-MIGRATIONS: list[Migration] = [_v1]
+MIGRATIONS: list[Migration] = [_v1, _v2]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

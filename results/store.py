@@ -131,15 +131,7 @@ class Store:
         raw = R.split_blobs(m)
         columns = R.verdict_columns(verdict) if verdict is not None else {}
         with self._write() as conn:
-            for digest, data in raw.bodies.items():
-                conn.execute(
-                    "INSERT OR IGNORE INTO bodies (sha256, length, data) VALUES (?, ?, ?)",
-                    (digest, len(data), zlib.compress(data)),
-                )
-            for digest, der in raw.certificates.items():
-                conn.execute(
-                    "INSERT OR IGNORE INTO certificates (sha256, der) VALUES (?, ?)", (digest, der)
-                )
+            _store_blobs(conn, raw)
             record_id = self._append(conn, "measurement", run_id, {"measurement": raw.record})
             target = m.target
             mid = _insert(conn, "measurements", {
@@ -153,6 +145,32 @@ class Store:
                 for answer in step.answers:
                     _insert(conn, "dns_answers", {"query_id": parent, **answer})
         return mid
+
+    def add_control(
+        self, run_id: int, measurement_id: int, control: Measurement, source: str = "helper"
+    ) -> int:
+        """Store the control (the test helper's measurement of the same target) for one
+        measurement, as a raw record of its own; returns the control's id."""
+        raw = R.split_blobs(control)
+        with self._write() as conn:
+            _store_blobs(conn, raw)
+            record_id = self._append(conn, "control", run_id, {
+                "measurement_id": measurement_id, "source": source, "measurement": raw.record,
+            })
+            return _insert(conn, "controls", {
+                "run_id": run_id, "measurement_id": measurement_id, "record_id": record_id,
+                "source": source,
+            })
+
+    def load_control(self, measurement_id: int) -> Measurement | None:
+        """The stored control of one measurement, rebuilt from its raw record; None if none."""
+        row = self._conn.execute(
+            "SELECT r.canonical FROM controls c JOIN records r ON r.id = c.record_id "
+            "WHERE c.measurement_id = ?", (measurement_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        return R.join_blobs(json.loads(row[0])["measurement"], self.body, self.certificate)
 
     def set_verdict(self, measurement_id: int, verdict: Mapping[str, Any]) -> None:
         """Replace the derived verdict columns of one measurement; the raw record is untouched."""
@@ -316,6 +334,19 @@ class Store:
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
+
+def _store_blobs(conn: sqlite3.Connection, raw: R.RawMeasurement) -> None:
+    """Insert a record's bodies and certificates (content-addressed: repeats cost nothing)."""
+    for digest, data in raw.bodies.items():
+        conn.execute(
+            "INSERT OR IGNORE INTO bodies (sha256, length, data) VALUES (?, ?, ?)",
+            (digest, len(data), zlib.compress(data)),
+        )
+    for digest, der in raw.certificates.items():
+        conn.execute(
+            "INSERT OR IGNORE INTO certificates (sha256, der) VALUES (?, ?)", (digest, der)
+        )
 
 
 def _insert(conn: sqlite3.Connection, table: str, row: Mapping[str, Any]) -> int:

@@ -550,3 +550,19 @@ def test_iter_rows_pages_through_many(store: Store, monkeypatch: pytest.MonkeyPa
     made = [store.add_measurement(run, make_measurement(f"https://s{i}.example/"))
             for i in range(7)]
     assert [mid for mid, _, _ in store.iter_measurements(run)] == made
+
+
+def test_control_is_a_chained_raw_record_and_reads_back(tmp_path):
+    from results.schema import SCHEMA_VERSION, user_version
+
+    with Store(tmp_path / "c.db") as store:
+        assert user_version(store._conn) == SCHEMA_VERSION >= 2
+        run_id = store.begin_run({"tool": "netvigil"}, {})
+        m = make_measurement()
+        mid = store.add_measurement(run_id, m)
+        assert store.load_control(mid) is None
+        store.add_control(run_id, mid, m, source="helper")
+        assert store.load_control(mid) == m
+        kinds = [r[0] for r in store._conn.execute("SELECT kind FROM records ORDER BY id")]
+        assert kinds == ["run_start", "measurement", "control"]
+        assert store.verify_chain() == []
