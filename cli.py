@@ -1,0 +1,465 @@
+"""The `netvigil` command: parse arguments, call one library function, print the result.
+
+Results go to stdout (a table for people, or JSON with `--json` for scripts); progress, notices
+and errors go to stderr. Bad input ends with a one-line error and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ipaddress
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from analysis.fingerprints import Fingerprints, load_fingerprints
+from analysis.verdict import BLOCKED, DOWN, INSUFFICIENT, OK
+from probes.config import ProbeConfig, Timeouts
+from probes.dns import parse_resolver
+from probes.runner import Limits
+from results.export import export_csv, export_jsonl
+from results.store import Store
+from services import campaign, consent
+from services.ooni_tools import classify_files, import_files
+from services.reanalyse import reanalyse
+from targets.catalogue import load_catalogue
+from targets.loaders import TargetError, load_targets
+
+err = Console(stderr=True)
+out = Console()
+
+_ORDER = {BLOCKED: 0, DOWN: 1, INSUFFICIENT: 2, OK: 3}
+_STYLE = {BLOCKED: "bold red", DOWN: "yellow", INSUFFICIENT: "dim", OK: "green"}
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2."""
+
+
+def _examples(*lines: str) -> str:
+    return "examples:\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    fmt = argparse.RawDescriptionHelpFormatter
+    p = argparse.ArgumentParser(
+        prog="netvigil",
+        description="Measure Internet blocking and shutdowns from this vantage point.",
+        formatter_class=fmt,
+        epilog=_examples(
+            "netvigil run --accept-risks",
+            "netvigil run --targets telegram signal --json > run.json",
+            "netvigil measurements --verdict blocked",
+        ),
+    )
+    p.add_argument("--db", type=Path, help="SQLite database (default: %(default)s)",
+                   default=Store.default_path())
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # --db is accepted before or after the command (`netvigil analyze --db lab.db`).
+    db = argparse.ArgumentParser(add_help=False)
+    db.add_argument("--db", type=Path, default=argparse.SUPPRESS, help="SQLite database")
+
+    r = sub.add_parser(
+        "run", parents=[db], help="measure targets and store the results", formatter_class=fmt,
+        description="Run one campaign: DNS, TCP, TLS and HTTP to every target; store and judge.",
+        epilog=_examples(
+            "netvigil run                       # the bundled platform catalogue",
+            "netvigil run --targets whatsapp https://example.org/ --resolver 9.9.9.9",
+            "netvigil run --targets ir.csv --concurrency 32 --json",
+        ),
+    )
+    r.add_argument("--targets", nargs="+", metavar="T",
+                   help="platform names, category:NAME, URLs, domains or files (txt, CSV, TOML)")
+    r.add_argument("--resolver", action="append", metavar="IP[:PORT]",
+                   help="resolver to query directly (repeatable; default 8.8.8.8 1.1.1.1 9.9.9.9)")
+    r.add_argument("--doh", metavar="URL", help="also resolve over DNS over HTTPS at URL")
+    r.add_argument("--dns-over-tcp", action="store_true", help="query resolvers over TCP")
+    r.add_argument("--ca-bundle", metavar="PEM", help="verify certificates against this bundle")
+    r.add_argument("--helper", metavar="URL", help="test helper that measures the control")
+    r.add_argument("--concurrency", type=int, default=16, metavar="N")
+    r.add_argument("--rate", type=float, default=50.0, help="target starts per second")
+    r.add_argument("--per-host-rate", type=float, default=4.0)
+    r.add_argument("--timeout", type=float, metavar="S", help="scale: every step timeout to S s")
+    r.add_argument("--no-ipv6", action="store_true", help="skip AAAA queries and IPv6 addresses")
+    r.add_argument("--public-range", action="append", default=[], metavar="CIDR",
+                   help="count addresses in CIDR as public (test labs)")
+    r.add_argument("--fingerprints", action="append", default=[], metavar="PATH",
+                   help="blockpage/DNS fingerprints: an OONI-format CSV or a folder of them")
+    r.add_argument("--no-system-resolver", action="store_true",
+                   help="only query the --resolver servers, not getaddrinfo (closed test networks)")
+    r.add_argument("--no-netcheck", action="store_true",
+                   help="skip the local network checks (offline tests)")
+    r.add_argument("--accept-risks", action="store_true", help="accept the risk notice")
+    r.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    t = sub.add_parser("targets", help="show the bundled catalogue", formatter_class=fmt,
+                       epilog=_examples("netvigil targets list", "netvigil targets list --json"))
+    t.add_argument("action", choices=["list"])
+    t.add_argument("--json", action="store_true")
+
+    m = sub.add_parser("measurements", parents=[db], help="list stored measurements, or show one",
+                       formatter_class=fmt, epilog=_examples(
+                           "netvigil measurements --run 3 --verdict blocked",
+                           "netvigil measurements show 42 --json"))
+    m.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    m.add_argument("id", nargs="?", type=int)
+    m.add_argument("--run", type=int)
+    m.add_argument("--target")
+    m.add_argument("--verdict", choices=[OK, BLOCKED, DOWN, INSUFFICIENT])
+    m.add_argument("--limit", type=int, default=200)
+    m.add_argument("--json", action="store_true")
+
+    x = sub.add_parser("export", parents=[db], help="write measurements as JSONL or CSV",
+                       formatter_class=fmt,
+                       epilog=_examples("netvigil export --format csv --out runs.csv",
+                                        "netvigil export --format jsonl --run 3 > run3.jsonl"))
+    x.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+    x.add_argument("--run", type=int)
+    x.add_argument("--out", type=Path, help="file to write (default: stdout)")
+
+    a = sub.add_parser("analyze", parents=[db], help="recompute verdicts for stored runs",
+                       formatter_class=fmt,
+                       epilog=_examples(
+                           "netvigil --db lab.db analyze --public-range 198.18.0.0/15"))
+    a.add_argument("--run", type=int)
+    a.add_argument("--public-range", action="append", default=[], metavar="CIDR")
+    a.add_argument("--fingerprints", action="append", default=[], metavar="PATH")
+    a.add_argument("--json", action="store_true")
+    o = sub.add_parser(
+        "ooni", parents=[db], help="classify or import OONI measurement files",
+        formatter_class=fmt,
+        description="Read OONI measurements (.json, .jsonl, .gz, or folders of them).",
+        epilog=_examples(
+            "netvigil ooni classify 2024-*.jsonl.gz --fingerprints ./fingerprints/",
+            "netvigil ooni classify measurement.json --json",
+            "netvigil ooni import ./ooni-data/ --db research.db",
+        ),
+    )
+    o.add_argument("action", choices=["classify", "import"])
+    o.add_argument("files", nargs="+", metavar="FILE")
+    o.add_argument("--fingerprints", action="append", default=[], metavar="PATH")
+    o.add_argument("--json", action="store_true")
+
+    h = sub.add_parser(
+        "helper", help="run the test helper (a control on an uncensored network)",
+        formatter_class=fmt,
+        description="Serve controls: measure the targets a probe sends, from this network.",
+        epilog=_examples(
+            "netvigil helper serve --listen 0.0.0.0:8080 --token s3cret",
+            "netvigil helper serve --listen 198.18.0.10:8080 --allow-private   # a test lab",
+        ),
+    )
+    h.add_argument("action", choices=["serve"])
+    h.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    h.add_argument("--resolver", metavar="IP[:PORT]", help="resolve with this server, not the "
+                   "system resolver")
+    h.add_argument("--token",
+                   help="require 'Authorization: Bearer TOKEN' (or NETVIGIL_HELPER_TOKEN)")
+    h.add_argument("--allow-private", action="store_true",
+                   help="also measure private, loopback and special-purpose addresses (labs only)")
+    h.add_argument("--public-range", action="append", default=[], metavar="CIDR")
+    return p
+
+
+def _networks(specs: Sequence[str]) -> tuple[Any, ...]:
+    nets = []
+    for spec in specs:
+        try:
+            nets.append(ipaddress.ip_network(spec, strict=False))
+        except ValueError as exc:
+            raise UsageError(f"--public-range {spec}: {exc}") from None
+    return tuple(nets)
+
+
+def _fingerprints(specs: Sequence[str]) -> Fingerprints | None:
+    files: list[Path] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            files += sorted(path.glob("*.csv"))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise UsageError(f"--fingerprints {spec}: no such file or folder")
+    if not files:
+        return None
+    http: list[Any] = []
+    dns: list[Any] = []
+    for path in files:
+        try:
+            loaded = load_fingerprints(path, None)
+        except (OSError, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        http += loaded.http
+        dns += loaded.dns
+    return Fingerprints(http=http, dns=dns)
+
+
+def _probe_config(args: argparse.Namespace) -> ProbeConfig:
+    resolvers = tuple(args.resolver) if args.resolver else ProbeConfig().resolvers
+    for spec in resolvers:
+        try:
+            parse_resolver(spec)
+        except ValueError as exc:
+            raise UsageError(f"--resolver {spec}: {exc}") from None
+    if args.ca_bundle and not Path(args.ca_bundle).is_file():
+        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+    timeouts = Timeouts()
+    if args.timeout:
+        scale = args.timeout / timeouts.tcp
+        timeouts = Timeouts(**{k: v * scale for k, v in vars(timeouts).items()})
+    return ProbeConfig(
+        timeouts=timeouts, resolvers=resolvers, doh_url=args.doh,
+        dns_over_tcp=args.dns_over_tcp, ca_bundle=args.ca_bundle, ipv6=not args.no_ipv6,
+        system_resolver=not args.no_system_resolver,
+    )
+
+
+def _ensure_consent(args: argparse.Namespace) -> None:
+    if args.accept_risks:
+        consent.accept()
+        return
+    if consent.accepted():
+        return
+    err.print(consent.NOTICE)
+    if not sys.stdin.isatty():
+        raise UsageError("risk notice not accepted: rerun with --accept-risks "
+                         f"or {consent.ENV_ACCEPT}=1")
+    answer = input("Type 'yes' to accept and continue: ").strip().lower()
+    if answer != "yes":
+        raise UsageError("risk notice not accepted; nothing was measured")
+    consent.accept()
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    try:
+        targets = load_targets(args.targets or [p.name for p in load_catalogue()])
+    except TargetError as exc:
+        raise UsageError(str(exc)) from None
+    options = campaign.CampaignOptions(
+        config=_probe_config(args),
+        limits=Limits(args.concurrency, args.rate, args.per_host_rate),
+        public_ranges=_networks(args.public_range),
+        fingerprints=_fingerprints(args.fingerprints),
+        check_network=not args.no_netcheck,
+        helper_url=args.helper,
+        helper_token=os.environ.get("NETVIGIL_HELPER_TOKEN"),
+    )
+    _ensure_consent(args)
+    with Store(args.db) as store, Progress(
+        TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        TextColumn("{task.description}"), console=err, transient=True,
+    ) as bar:
+        task = bar.add_task("", total=len(targets))
+
+        def advance(m: Any) -> None:
+            bar.update(task, advance=1, description=m.target.hostname)
+
+        try:
+            result = asyncio.run(campaign.run(targets, store, options, advance))
+        except KeyboardInterrupt:
+            err.print("[yellow]interrupted:[/] every finished measurement is stored")
+            return 130
+    if result.control.startswith("helper:"):
+        err.print(f"[yellow]warning:[/] {result.control}; verdicts use weaker controls")
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2))
+    else:
+        _print_run(result)
+    return 0
+
+
+def _print_run(result: campaign.CampaignResult) -> None:
+    table = Table(title=f"run {result.run_id}: {len(result.results)} targets")
+    for col in ("target", "verdict", "techniques", "reason"):
+        table.add_column(col, overflow="fold")
+    rows = sorted(result.results,
+                  key=lambda r: (_ORDER[r.verdict.verdict], r.measurement.target.url))
+    for r in rows:
+        v = r.verdict
+        table.add_row(r.measurement.target.url, f"[{_STYLE[v.verdict]}]{v.verdict}[/]",
+                      ",".join(v.techniques), v.reason)
+    out.print(table)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(_count(result)))
+    out.print(f"network: [bold]{result.network}[/] ({campaign.explain_network(result.network)})")
+    out.print(f"local check: {result.network_detail}")
+    out.print(f"verdicts: {counts or 'none'}; stored in run {result.run_id}")
+
+
+def _count(result: campaign.CampaignResult) -> list[tuple[str, int]]:
+    counts: dict[str, int] = {}
+    for r in result.results:
+        counts[r.verdict.verdict] = counts.get(r.verdict.verdict, 0) + 1
+    return list(counts.items())
+
+
+def cmd_targets(args: argparse.Namespace) -> int:
+    platforms = load_catalogue()
+    if args.json:
+        print(json.dumps([{"name": p.name, "category": p.category, "description": p.description,
+                           "endpoints": list(p.endpoints)} for p in platforms], indent=2))
+        return 0
+    table = Table(title=f"{len(platforms)} platforms")
+    for col in ("name", "category", "endpoints", "description"):
+        table.add_column(col, overflow="fold")
+    for p in platforms:
+        table.add_row(p.name, p.category, str(len(p.endpoints)), p.description)
+    out.print(table)
+    return 0
+
+
+def cmd_measurements(args: argparse.Namespace) -> int:
+    with Store(args.db) as store:
+        if args.action == "show":
+            if args.id is None:
+                raise UsageError("measurements show: give a measurement ID")
+            row = store.measurement(args.id)
+            if row is None:
+                raise UsageError(f"measurement {args.id}: not found in {args.db}")
+            print(json.dumps(row, indent=2, default=str) if args.json else _describe(row))
+            return 0
+        rows = store.measurements(run_id=args.run, target=args.target, verdict=args.verdict,
+                                  limit=args.limit)
+    if args.json:
+        print(json.dumps(rows, indent=2, default=str))
+        return 0
+    table = Table(title=f"{len(rows)} measurements")
+    for col in ("id", "run", "started", "target", "verdict", "techniques", "reason"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        table.add_row(str(row["id"]), str(row["run_id"]), row["started"], row["target_url"],
+                      row["verdict"] or "", row["techniques"] or "", row["reason"] or "")
+    out.print(table)
+    return 0
+
+
+def _describe(row: dict[str, Any]) -> str:
+    lines = [f"measurement {row['id']} (run {row['run_id']}): {row['target_url']}",
+             f"  started {row['started']}, {row['runtime']:.2f} s",
+             f"  verdict {row['verdict']} [{row['techniques'] or '-'}] {row['reason'] or ''}"]
+    for obs in row.get("observations", []):
+        step = obs.get("step", "?")
+        lines.append(f"  {obs['t0']:7.3f}s {step:4} {_what(step, obs)}  "
+                     f"[{obs.get('failure') or 'ok'}]")
+    return "\n".join(lines)
+
+
+def _what(step: str, o: dict[str, Any]) -> str:
+    if step == "dns":
+        return (f"{o['engine']} {o['resolver'] or 'system'} {o['query_type']} {o['hostname']}"
+                f" -> {_answers(o)}")
+    if step == "tcp":
+        return f"connect {o['address']}:{o['port']}"
+    if step == "tls":
+        return (f"handshake {o['address']}:{o['port']} sni={o['sni']} ({o['purpose']}) "
+                f"{o.get('version') or ''}")
+    if step == "http":
+        return f"GET {o['url']} via {o['address']} -> {o.get('status')} {o.get('title') or ''}"
+    return step
+
+
+def _answers(obs: dict[str, Any]) -> str:
+    responses = obs.get("responses", [])
+    sets = [",".join(r.get("addresses", [])) or r.get("rcode", "?") for r in responses]
+    return " | ".join(sets) or "-"
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    writer = export_jsonl if args.format == "jsonl" else export_csv
+    with Store(args.db) as store:
+        if args.out is None:
+            writer(store, sys.stdout, run_id=args.run)
+        else:
+            with open(args.out, "w", newline="", encoding="utf-8") as fh:
+                writer(store, fh, run_id=args.run)
+            err.print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    with Store(args.db) as store:
+        changed = reanalyse(store, run_id=args.run, public_ranges=_networks(args.public_range),
+                            fingerprints=_fingerprints(args.fingerprints))
+    if args.json:
+        print(json.dumps(changed, indent=2))
+    else:
+        out.print(f"recomputed {changed['measurements']} verdicts in {changed['runs']} runs; "
+                  f"{changed['changed']} changed")
+    return 0
+
+
+def cmd_ooni(args: argparse.Namespace) -> int:
+    fingerprints = _fingerprints(args.fingerprints)
+    if args.action == "import":
+        with Store(args.db) as store:
+            counts = import_files(args.files, store, fingerprints)
+        if args.json:
+            print(json.dumps(counts, indent=2))
+        else:
+            out.print(f"imported {counts['measurements']} measurements into "
+                      f"{counts['runs']} runs of {args.db}")
+            for error in counts["errors"]:
+                print(f"netvigil: skipped: {error}", file=sys.stderr)
+        return 0
+    rows = classify_files(args.files, fingerprints)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    table = Table(title=f"{len(rows)} OONI measurements")
+    for col in ("file", "input", "verdict", "techniques", "OONI", "reason"):
+        table.add_column(col, overflow="fold")
+    for row in rows:
+        if "error" in row:
+            table.add_row(Path(row["file"]).name, "", "[red]error[/]", "", "", row["error"])
+            continue
+        ooni = f"blocking={row['ooni_blocking']} accessible={row['ooni_accessible']}"
+        table.add_row(Path(row["file"]).name, row["input"] or "",
+                      f"[{_STYLE[row['verdict']]}]{row['verdict']}[/]",
+                      ",".join(row["techniques"]), ooni, row["reason"])
+    out.print(table)
+    return 0
+
+
+def cmd_helper(args: argparse.Namespace) -> int:
+    from services.helper import HelperConfig, serve
+
+    if args.resolver:
+        try:
+            parse_resolver(args.resolver)
+        except ValueError as exc:
+            raise UsageError(f"--resolver {args.resolver}: {exc}") from None
+    config = HelperConfig(
+        resolver=args.resolver,
+        token=args.token or os.environ.get("NETVIGIL_HELPER_TOKEN"),
+        allow_private=args.allow_private,
+        public_ranges=_networks(args.public_range),
+    )
+    return serve(args.listen, config)
+
+
+COMMANDS = {"run": cmd_run, "targets": cmd_targets, "measurements": cmd_measurements,
+            "export": cmd_export, "analyze": cmd_analyze, "ooni": cmd_ooni, "helper": cmd_helper}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UsageError as exc:
+        print(f"netvigil: error: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # `netvigil ... | head` is fine
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Long-running jobs and servers: the campaign, the test helper, monitoring."""

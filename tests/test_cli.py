@@ -1,0 +1,149 @@
+"""The `netvigil` command end to end on loopback fakes: run, measurements, export, analyze."""
+
+import asyncio
+import csv
+import io
+import json
+import sqlite3
+
+import pytest
+
+import cli
+from probes.config import ProbeConfig, Timeouts
+from results.store import Store
+from services import campaign
+from targets.model import Target
+from tests.fakes.certs import FakePKI
+from tests.fakes.dns_server import FakeDNSServer, Rule
+from tests.fakes.servers import HTTPServer, TCPServer, page
+
+
+@pytest.fixture()
+def env(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("NETVIGIL_ACCEPT_RISKS", raising=False)
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def lab():
+    pki = FakePKI()
+    rules = {"ok.test": Rule(addresses=["127.0.0.1"]), "tls.test": Rule(addresses=["127.0.0.1"])}
+    with FakeDNSServer(rules) as dns, HTTPServer({"/": page("Plain")}) as web, HTTPServer(
+        {"/": page("Secure")}, tls=pki.good("tls.test")
+    ) as secure, TCPServer("reset") as reset:
+        yield {"dns": dns, "web": web, "secure": secure, "reset": reset, "pki": pki}
+
+
+def run_args(env, lab, *targets, extra=()):
+    ca = lab["pki"].write_ca_bundle(env)
+    return ["--db", str(env / "nv.db"), "run", "--targets", *targets,
+            "--resolver", lab["dns"].address, "--no-system-resolver", "--no-ipv6",
+            "--no-netcheck", "--timeout", "1", "--ca-bundle", ca, "--json", *extra]
+
+
+def test_run_json_contract_and_store(env, lab, capsys):
+    urls = [f"http://ok.test:{lab['web'].port}/", f"https://tls.test:{lab['secure'].port}/",
+            f"https://ok.test:{lab['reset'].port}/"]
+    assert cli.main(run_args(env, lab, *urls, extra=["--accept-risks"])) == 0
+    out = json.loads(capsys.readouterr().out)
+    run = out["run"]
+    assert {"id", "started", "finished", "network"} <= set(run)
+    assert run["network"] == "ok" and run["status"] == "finished"
+    by_target = {m["target"]: m for m in out["measurements"]}
+    assert set(by_target) == set(urls)
+    for m in out["measurements"]:
+        assert {"id", "target", "verdict", "techniques", "outcomes", "confidence",
+                "confirmed"} <= set(m)
+        assert m["verdict"] in ("ok", "blocked", "down", "insufficient")
+    # a valid HTTPS fetch is ok even without a control
+    assert by_target[urls[1]]["verdict"] == "ok"
+    # every observation is stored, and the store agrees with the JSON
+    with Store(env / "nv.db") as store:
+        rows = store.measurements(run_id=run["id"])
+        assert len(rows) == 3
+        shown = store.measurement(by_target[urls[1]]["id"])
+        steps = [o["step"] for o in shown["observations"]]
+        assert steps[:1] == ["dns"] and "tls" in steps and "http" in steps
+        assert store.verify_chain() == []
+
+
+def test_measurements_show_export_and_analyze(env, lab, capsys):
+    url = f"http://ok.test:{lab['web'].port}/"
+    assert cli.main(run_args(env, lab, url, extra=["--accept-risks"])) == 0
+    mid = json.loads(capsys.readouterr().out)["measurements"][0]["id"]
+    db = str(env / "nv.db")
+    assert cli.main(["--db", db, "measurements", "show", str(mid)]) == 0
+    text = capsys.readouterr().out
+    assert url in text and "GET" in text and "Plain" in text
+    assert cli.main(["--db", db, "measurements", "--json"]) == 0
+    assert [r["id"] for r in json.loads(capsys.readouterr().out)] == [mid]
+    assert cli.main(["--db", db, "export", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 1
+    assert cli.main(["--db", db, "export", "--format", "jsonl"]) == 0
+    (line,) = capsys.readouterr().out.strip().splitlines()
+    assert json.loads(line)["observations"]
+    assert cli.main(["--db", db, "analyze", "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["measurements"] == 1 and counts["changed"] == 0
+
+
+def test_bad_targets_file_is_one_line_error_and_measures_nothing(env, lab, capsys):
+    bad = env / "list.txt"
+    bad.write_text("# my list\nexample.org\nhttp://exa mple.org/\n")
+    code = cli.main(run_args(env, lab, str(bad), extra=["--accept-risks"]))
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert len(err.splitlines()) == 1 and f"{bad}:3:" in err
+    assert lab["dns"].queries == [] or all(q[0] != "example.org" for q in lab["dns"].queries)
+    if (env / "nv.db").exists():
+        runs = sqlite3.connect(env / "nv.db").execute("select count(*) from runs").fetchone()
+        assert runs[0] == 0
+
+
+def test_risk_notice_must_be_accepted(env, lab, capsys, monkeypatch):
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    url = f"http://ok.test:{lab['web'].port}/"
+    assert cli.main(run_args(env, lab, url)) == 2
+    captured = capsys.readouterr()
+    assert "risk" in captured.err.lower() and captured.out == ""
+    monkeypatch.setenv("NETVIGIL_ACCEPT_RISKS", "1")
+    assert cli.main(run_args(env, lab, url)) == 0
+
+
+def test_targets_list(capsys):
+    assert cli.main(["targets", "list", "--json"]) == 0
+    platforms = json.loads(capsys.readouterr().out)
+    assert len(platforms) >= 25
+    assert {"telegram", "signal", "tor"} <= {p["name"] for p in platforms}
+
+
+def test_help_has_examples(capsys):
+    for command in ("run", "targets", "measurements", "export", "analyze"):
+        with pytest.raises(SystemExit):
+            cli.main([command, "--help"])
+        assert "examples:" in capsys.readouterr().out
+
+
+def test_interrupted_campaign_keeps_finished_measurements(tmp_path, lab):
+    cfg = ProbeConfig(timeouts=Timeouts(dns=1, dns_listen=0.05, tcp=1, tls=30, http=30,
+                                        http_body=30),
+                      resolvers=(lab["dns"].address,), system_resolver=False, ipv6=False)
+    options = campaign.CampaignOptions(config=cfg, check_network=False)
+    with TCPServer("stall") as stall, Store(tmp_path / "i.db") as store:
+        targets = [Target(f"http://ok.test:{lab['web'].port}/"),
+                   Target(f"http://ok.test:{stall.port}/")]
+
+        async def main() -> None:
+            task = asyncio.create_task(campaign.run(targets, store, options))
+            while not store.measurements():
+                await asyncio.sleep(0.05)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(main())
+        (run,) = store.runs()
+        assert run["status"] == "interrupted"
+        assert [m["target_url"] for m in store.measurements()] == [targets[0].url]
