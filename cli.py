@@ -278,6 +278,16 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_run(result: campaign.CampaignResult) -> None:
+    if result.network == campaign.NETWORK_OK:
+        _print_table(result)
+    counts = ", ".join(f"{n} {k}" for k, n in sorted(_count(result)))
+    out.print(f"network: [bold]{result.network}[/] ({campaign.explain_network(result.network)})")
+    out.print(f"local check: {result.network_detail}")
+    out.print(f"verdicts: {counts or 'none'}; stored in run {result.run_id} "
+              f"(details: netvigil measurements --run {result.run_id})")
+
+
+def _print_table(result: campaign.CampaignResult) -> None:
     table = Table(title=f"run {result.run_id}: {len(result.results)} targets")
     for col in ("target", "verdict", "techniques", "reason"):
         table.add_column(col, overflow="fold")
@@ -288,10 +298,6 @@ def _print_run(result: campaign.CampaignResult) -> None:
         table.add_row(r.measurement.target.url, f"[{_STYLE[v.verdict]}]{v.verdict}[/]",
                       ",".join(v.techniques), v.reason)
     out.print(table)
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(_count(result)))
-    out.print(f"network: [bold]{result.network}[/] ({campaign.explain_network(result.network)})")
-    out.print(f"local check: {result.network_detail}")
-    out.print(f"verdicts: {counts or 'none'}; stored in run {result.run_id}")
 
 
 def _count(result: campaign.CampaignResult) -> list[tuple[str, int]]:

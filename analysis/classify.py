@@ -32,7 +32,17 @@ from analysis.findings import Finding, combine, strongest
 from analysis.http_analysis import HTTPResult, analyse_http
 from analysis.tcp_tls_analysis import analyse_tcp, analyse_tls
 from analysis.throttle import analyse_throttle
-from analysis.verdict import BLOCKED, DOWN, NETWORK_OK, OK, TECHNIQUES, Verdict, insufficient
+from analysis.verdict import (
+    BLOCKED,
+    DOWN,
+    LOCAL_FAILURE,
+    NETWORK_OK,
+    OK,
+    TECHNIQUES,
+    UPSTREAM_UNREACHABLE,
+    Verdict,
+    insufficient,
+)
 from analysis.views import ControlView, ProbeView
 from probes.observations import Measurement
 
@@ -43,15 +53,21 @@ _REASONS = 2  # findings named in the reason; all are in details["evidence"]
 DEFAULT_CONTEXT = Context()
 
 
+_NETWORK_REASONS = {
+    LOCAL_FAILURE: "the probe's own link or route was down during this run: no conclusion",
+    UPSTREAM_UNREACHABLE: (
+        "nothing beyond the probe's router answered during this run (an outage, not blocking "
+        "of this target)"
+    ),
+}
+
+
 def classify(
     m: Measurement, control: Measurement | None, ctx: Context = DEFAULT_CONTEXT
 ) -> Verdict:
     """The verdict on `m`, compared with `control` (the test helper's measurement, or None)."""
     if ctx.network != NETWORK_OK:
-        return insufficient(
-            f"the probe's own network was {ctx.network.replace('_', ' ')} during this run: "
-            "no conclusion about the target"
-        )
+        return insufficient(_NETWORK_REASONS.get(ctx.network, f"run network {ctx.network}"))
     pv = ProbeView(m)
     cv = ControlView(control) if control is not None else None
     unusable = cv is not None and not cv.usable
