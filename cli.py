@@ -268,8 +268,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             err.print("[yellow]interrupted:[/] every finished measurement is stored")
             return 130
-    if result.control.startswith("helper:"):
-        err.print(f"[yellow]warning:[/] {result.control}; verdicts use weaker controls")
+    if result.control not in ("helper", "none"):
+        print(f"netvigil: warning: {result.control}; verdicts use weaker controls",
+              file=sys.stderr)
     if args.json:
         print(json.dumps(result.to_dict(), indent=2))
     else:

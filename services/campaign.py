@@ -22,6 +22,7 @@ from analysis.run_network import decide
 from analysis.verdict import LOCAL_FAILURE, NETWORK_OK, UPSTREAM_UNREACHABLE, Verdict
 from probes import netstate
 from probes.config import ProbeConfig
+from probes.control import fetch_controls
 from probes.netstate import NetState
 from probes.observations import Measurement, utc_now
 from probes.runner import Limits, run_campaign
@@ -68,7 +69,7 @@ class CampaignResult:
     status: str
     results: list[MeasuredTarget]
     errors: list[str]
-    control: str = "none"  # "helper", "helper unreachable: ...", or "none"
+    control: str = "none"  # "helper", "none", or what went wrong ("helper unreachable: ...")
 
     def to_dict(self) -> dict[str, Any]:
         """The `--json` shape of DESIGN.md / the CLI contract."""
@@ -225,12 +226,11 @@ async def _controls(
     """Ask the test helper for its view of every target: (controls, a note, reachable?)."""
     if not options.helper_url or not measurements or status != "finished":
         return {}, "none", None
-    from probes.control import fetch_controls  # needs requests; only when a helper is used
     result = await asyncio.to_thread(
         fetch_controls, options.helper_url, measurements, token=options.helper_token
     )
     if result.error:
-        return result.controls, f"helper: {result.error}", bool(result.controls)
+        return result.controls, result.error, bool(result.controls)
     return result.controls, "helper", True
 
 

@@ -147,3 +147,39 @@ def test_interrupted_campaign_keeps_finished_measurements(tmp_path, lab):
         (run,) = store.runs()
         assert run["status"] == "interrupted"
         assert [m["target_url"] for m in store.measurements()] == [targets[0].url]
+
+
+def test_run_with_a_helper_judges_against_its_control(env, lab, capsys):
+    from services.helper import HelperConfig, make_server
+
+    honest = {"ok.test": Rule(addresses=["127.0.0.1"]), "gone.test": Rule(addresses=["127.0.0.1"])}
+    fast = ProbeConfig(timeouts=Timeouts(dns=1, dns_listen=0.05, tcp=1, tls=1, http=1,
+                                         http_body=2), resolvers=(), ipv6=False)
+    with FakeDNSServer(honest) as control_dns, make_server(
+        "127.0.0.1", 0, HelperConfig(resolver=control_dns.address, allow_private=True, probe=fast)
+    ) as helper:
+        ok_url = f"http://ok.test:{lab['web'].port}/"
+        blocked_url = f"http://gone.test:{lab['web'].port}/"  # NXDOMAIN for the probe only
+        args = run_args(env, lab, ok_url, blocked_url,
+                        extra=["--accept-risks", "--helper", f"http://127.0.0.1:{helper.port}"])
+        assert cli.main(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["run"]["control"] == "helper"
+    verdicts = {m["target"]: m for m in out["measurements"]}
+    assert verdicts[ok_url]["verdict"] == "ok"
+    blocked = verdicts[blocked_url]
+    assert (blocked["verdict"], blocked["techniques"]) == ("blocked", ["dns"])
+    assert "dns.nxdomain" in blocked["outcomes"]
+    # the control is stored with the run, so re-analysis reaches the same verdicts
+    assert cli.main(["analyze", "--db", str(env / "nv.db"), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["changed"] == 0
+
+
+def test_unreachable_helper_is_reported_and_the_run_goes_on(env, lab, capsys):
+    url = f"http://ok.test:{lab['web'].port}/"
+    args = run_args(env, lab, url, extra=["--accept-risks", "--helper", "http://127.0.0.1:9"])
+    assert cli.main(args) == 0
+    captured = capsys.readouterr()
+    run = json.loads(captured.out)["run"]
+    assert run["control"] == "helper unreachable: connection_refused"
+    assert "weaker controls" in captured.err
