@@ -87,7 +87,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--concurrency", type=int, default=16, metavar="N")
     r.add_argument("--rate", type=float, default=50.0, help="target starts per second")
     r.add_argument("--per-host-rate", type=float, default=4.0)
-    r.add_argument("--timeout", type=float, metavar="S", help="scale: every step timeout to S s")
+    r.add_argument("--timeout", type=float, metavar="S",
+                   help="scale every step's timeout so a TCP connect gets S seconds")
     r.add_argument("--no-ipv6", action="store_true", help="skip AAAA queries and IPv6 addresses")
     r.add_argument("--public-range", action="append", default=[], metavar="CIDR",
                    help="count addresses in CIDR as public (test labs)")
@@ -215,7 +216,10 @@ def _probe_config(args: argparse.Namespace) -> ProbeConfig:
     timeouts = Timeouts()
     if args.timeout:
         scale = args.timeout / timeouts.tcp
-        timeouts = Timeouts(**{k: v * scale for k, v in vars(timeouts).items()})
+        # The listen window is not a timeout: it is how long a second (injected) answer may
+        # trail the first, a property of the censor's path, so it does not scale.
+        timeouts = Timeouts(**{k: v if k == "dns_listen" else v * scale
+                               for k, v in vars(timeouts).items()})
     return ProbeConfig(
         timeouts=timeouts, resolvers=resolvers, doh_url=args.doh,
         dns_over_tcp=args.dns_over_tcp, ca_bundle=args.ca_bundle, ipv6=not args.no_ipv6,

@@ -25,6 +25,7 @@ from probes.observations import DNSQuery, Measurement, measurement_from_dict
 
 MAX_ADDRESSES = 16
 MAX_REPLY = 64 << 20
+CONNECT_TIMEOUT = 5.0
 
 
 @dataclass(frozen=True)
@@ -62,8 +63,11 @@ def _batch(
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
+    # A helper that cannot be reached (a shutdown) must cost seconds, not the whole budget
+    # that a large batch may legitimately need to be measured.
+    limits = (min(CONNECT_TIMEOUT, timeout), timeout)
     with session.post(url, data=json.dumps({"targets": items}), headers=headers,
-                      timeout=timeout, stream=True, allow_redirects=False) as response:
+                      timeout=limits, stream=True, allow_redirects=False) as response:
         body = _read_capped(response)
         if response.status_code != 200:
             try:

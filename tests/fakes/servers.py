@@ -108,10 +108,12 @@ async def _half_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
 class _FakeServer:
     """Start/stop plumbing shared by the fakes; subclasses implement `_serve`."""
 
-    def __init__(self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", tls: ssl.SSLContext | None = None, port: int = 0
+    ) -> None:
         self.host = host
         self.tls = tls
-        self.port = 0
+        self.port = port  # 0: an ephemeral port, known after start
         self._server: asyncio.Server | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -141,7 +143,7 @@ class _FakeServer:
 
     async def _start(self) -> None:
         self._stopping = asyncio.Event()
-        self._server = await asyncio.start_server(self._handle, self.host, 0, ssl=self.tls)
+        self._server = await asyncio.start_server(self._handle, self.host, self.port, ssl=self.tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _stop(self) -> None:
@@ -289,8 +291,9 @@ class HTTPServer(_FakeServer):
         routes: Mapping[str, Reply | bytes | str] | None = None,
         tls: ssl.SSLContext | None = None,
         host: str = "127.0.0.1",
+        port: int = 0,
     ) -> None:
-        super().__init__(host, tls)
+        super().__init__(host, tls, port)
         self.routes = {path: _as_reply(spec) for path, spec in (routes or {}).items()}
         self.requests: list[SeenRequest] = []
 
