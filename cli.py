@@ -83,7 +83,8 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--doh", metavar="URL", help="also resolve over DNS over HTTPS at URL")
     r.add_argument("--dns-over-tcp", action="store_true", help="query resolvers over TCP")
     r.add_argument("--ca-bundle", metavar="PEM", help="verify certificates against this bundle")
-    r.add_argument("--helper", metavar="URL", help="test helper that measures the control")
+    r.add_argument("--helper", metavar="URL",
+                   help="test helper that measures the control (default: $NETVIGIL_HELPER)")
     r.add_argument("--concurrency", type=int, default=16, metavar="N")
     r.add_argument("--rate", type=float, default=50.0, help="target starts per second")
     r.add_argument("--per-host-rate", type=float, default=4.0)
@@ -254,7 +255,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         public_ranges=_networks(args.public_range),
         fingerprints=_fingerprints(args.fingerprints),
         check_network=not args.no_netcheck,
-        helper_url=args.helper,
+        helper_url=args.helper or os.environ.get("NETVIGIL_HELPER") or None,
         helper_token=os.environ.get("NETVIGIL_HELPER_TOKEN"),
     )
     _ensure_consent(args)

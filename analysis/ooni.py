@@ -177,6 +177,7 @@ def _tls(tk: dict[str, Any]) -> list[TLSHandshake]:
             alpn=h.get("negotiated_protocol") or None,
             peer_certificates=tuple(binary(c) for c in certs),
             cert_verified=fail is None and not h.get("no_tls_verify"),
+            purpose=str(h.get("x_netvigil_purpose") or "target"),  # netvigil's own exports
         ))
     return out
 
@@ -223,12 +224,17 @@ def _request(r: dict[str, Any], scrub_ip: str | None) -> HTTPRequest:
     if status is not None and 300 <= status < 400 and raw_location:
         location = urljoin(url, raw_location.strip())
     t = number(r.get("t"))
+    # netvigil's own exports carry what OONI's format has no field for (analysis.throttle).
+    counted = r.get("x_netvigil_body_length")
+    goodput = r.get("x_netvigil_goodput")
     return HTTPRequest(
         t0=number(r.get("t0"), t), t=t, url=url, address=address, port=port,
         failure=failure(r.get("failure")), method=str(request.get("method") or "GET"),
         request_headers=headers(request), status=status, headers=response_headers,
         title=extract_title(body, content_type) if body else None, body=body,
-        body_length=len(body), body_sha256=hashlib.sha256(body).hexdigest() if status else None,
+        body_length=max(len(body), counted if isinstance(counted, int) else 0),
+        goodput=number(goodput) if goodput is not None else None,
+        body_sha256=hashlib.sha256(body).hexdigest() if status else None,
         body_truncated=bool(response.get("body_is_truncated")), location=location,
     )
 

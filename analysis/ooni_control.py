@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from analysis.addresses import is_ip, norm_host
-from analysis.ooni_fields import RCODES, endpoint, failure, headers, mapping
+from analysis.ooni_fields import RCODES, endpoint, failure, headers, mapping, number
 from probes import failures
 from probes.observations import (
     DNSQuery,
@@ -78,9 +78,11 @@ def _control_http(http: dict[str, Any], target: Target) -> HTTPRequest:
         fail = f"{failures.UNKNOWN}: no response"
     length = http.get("body_length")
     title = http.get("title")
+    goodput = http.get("x_netvigil_goodput")
     return HTTPRequest(
         t0=0.0, t=0.0, url=target.url, address="", port=0, failure=fail,
         status=code if ok else None, headers=headers({"headers": http.get("headers")}),
         title=title.strip() if isinstance(title, str) else None,
         body_length=length if isinstance(length, int) and length > 0 else 0,
+        goodput=number(goodput) if goodput is not None else None,  # netvigil's exports only
     )

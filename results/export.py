@@ -1,6 +1,7 @@
-"""Export stored measurements for people and other tools: JSONL (everything) and CSV (flat).
+"""Export stored measurements for people and other tools: JSONL (everything), CSV (flat) and
+OONI web_connectivity measurements (`results.ooni_format`), one JSON object per line.
 
-Both stream: one measurement is read, written and forgotten before the next, so exporting a
+All stream: one measurement is read, written and forgotten before the next, so exporting a
 database larger than memory works.
 
     with Store(path) as store, open("run3.jsonl", "w") as out:
@@ -14,6 +15,7 @@ import json
 from typing import Any, TextIO
 
 from probes.observations import measurement_to_dict
+from results.ooni_format import RunInfo, to_ooni
 from results.rows import verdict_from_row
 from results.store import Store
 
@@ -58,6 +60,23 @@ def export_jsonl(store: Store, out: TextIO, run_id: int | None = None) -> int:
         }
         # ASCII-only JSON: safe on any terminal encoding; JSON readers restore the text.
         out.write(json.dumps(obj) + "\n")
+        count += 1
+    return count
+
+
+def export_ooni(store: Store, out: TextIO, run_id: int | None = None) -> int:
+    """One OONI web_connectivity measurement per line (`results.ooni_format.to_ooni`), with the
+    stored control and verdict, oldest first; returns how many were written."""
+    runs: dict[int, RunInfo] = {}
+    count = 0
+    for row in store.iter_rows(run_id):
+        run = runs.get(row["run_id"])
+        if run is None:
+            run = runs[row["run_id"]] = RunInfo.from_row(store.run(row["run_id"]))
+        mid = row["id"]
+        data = to_ooni(store.load_measurement(mid), store.load_control(mid),
+                       verdict_from_row(row), run, measurement_id=mid)
+        out.write(json.dumps(data) + "\n")
         count += 1
     return count
 
