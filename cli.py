@@ -25,7 +25,7 @@ from analysis.verdict import BLOCKED, DOWN, INSUFFICIENT, OK
 from probes.config import ProbeConfig, Timeouts
 from probes.dns import parse_resolver
 from probes.runner import Limits
-from results.export import export_csv, export_jsonl
+from results.export import export_csv, export_jsonl, export_ooni
 from results.store import Store
 from services import campaign, consent
 from services.ooni_tools import classify_files, import_files
@@ -122,8 +122,10 @@ def _parser() -> argparse.ArgumentParser:
     x = sub.add_parser("export", parents=[db], help="write measurements as JSONL or CSV",
                        formatter_class=fmt,
                        epilog=_examples("netvigil export --format csv --out runs.csv",
-                                        "netvigil export --format jsonl --run 3 > run3.jsonl"))
-    x.add_argument("--format", choices=["jsonl", "csv"], default="jsonl")
+                                        "netvigil export --format jsonl --run 3 > run3.jsonl",
+                                        "netvigil export --format ooni --out ooni.jsonl"))
+    x.add_argument("--format", choices=["jsonl", "csv", "ooni"], default="jsonl",
+                   help="jsonl (every observation), csv (one row each), ooni (web_connectivity)")
     x.add_argument("--run", type=int)
     x.add_argument("--out", type=Path, help="file to write (default: stdout)")
 
@@ -385,7 +387,7 @@ def _answers(obs: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    writer = export_jsonl if args.format == "jsonl" else export_csv
+    writer = {"jsonl": export_jsonl, "csv": export_csv, "ooni": export_ooni}[args.format]
     with Store(args.db) as store:
         if args.out is None:
             writer(store, sys.stdout, run_id=args.run)

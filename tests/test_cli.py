@@ -173,6 +173,16 @@ def test_run_with_a_helper_judges_against_its_control(env, lab, capsys):
     # the control is stored with the run, so re-analysis reaches the same verdicts
     assert cli.main(["analyze", "--db", str(env / "nv.db"), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["changed"] == 0
+    # and the OONI export reads back, through our OONI reader, to the same verdicts
+    exported = env / "ooni.jsonl"
+    assert cli.main(["export", "--db", str(env / "nv.db"), "--format", "ooni",
+                     "--out", str(exported)]) == 0
+    assert cli.main(["ooni", "classify", str(exported), "--json"]) == 0
+    rows = {r["input"]: r for r in json.loads(capsys.readouterr().out)}
+    for target, m in verdicts.items():
+        assert (rows[target]["verdict"], rows[target]["techniques"]) == (
+            m["verdict"], m["techniques"])
+        assert '"probe_ip": "127.0.0.1"' in exported.read_text()
 
 
 def test_unreachable_helper_is_reported_and_the_run_goes_on(env, lab, capsys):
@@ -183,3 +193,27 @@ def test_unreachable_helper_is_reported_and_the_run_goes_on(env, lab, capsys):
     run = json.loads(captured.out)["run"]
     assert run["control"] == "helper unreachable: connection_refused"
     assert "weaker controls" in captured.err
+
+
+def test_ooni_classify_and_import_real_files(env, capsys):
+    from tests.conftest import CORPUS
+
+    files = sorted((CORPUS / "ooni").glob("real_*.json"))
+    if not files:
+        pytest.skip(f"OONI corpus not present at {CORPUS}")
+    broken = env / "broken.jsonl"
+    broken.write_text('{"test_keys": null}\n{not json\n')
+    assert cli.main(["ooni", "classify", *map(str, files), str(broken), "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert len(rows) == len(files) + 2
+    assert sum("error" in r for r in rows) == 2
+    good = [r for r in rows if "error" not in r]
+    assert all({"file", "input", "verdict", "techniques", "outcomes", "confidence", "confirmed",
+                "reason", "ooni_blocking", "ooni_accessible"} <= set(r) for r in good)
+    db = str(env / "ooni.db")
+    assert cli.main(["ooni", "import", *map(str, files), "--db", db, "--json"]) == 0
+    counts = json.loads(capsys.readouterr().out)
+    assert counts["measurements"] == len(files) and not counts["errors"]
+    with Store(db) as store:
+        assert len(store.measurements()) == len(files)
+        assert "probe_ip" not in json.dumps(store.runs())
