@@ -46,7 +46,7 @@ DNS_SERVFAIL = "dns_server_failure"
 DNS_TEMPORARY = "dns_temporary_failure"
 DNS_NON_RECOVERABLE = "dns_non_recoverable_failure"
 DNS_MALFORMED = "dns_server_misbehaving"
-DNS_BOGON = "dns_bogon_error"
+DNS_BOGON = "dns_bogon_error"  # OONI's; the analysis, not a probe, decides what is a bogon
 
 # --- TLS -------------------------------------------------------------------------------------
 SSL_INVALID_HOSTNAME = "ssl_invalid_hostname"
@@ -69,7 +69,7 @@ ALL = frozenset(
         GENERIC_TIMEOUT, EOF_ERROR, CONNECTION_REFUSED, CONNECTION_RESET, CONNECTION_ABORTED,
         HOST_UNREACHABLE, NETWORK_UNREACHABLE, NETWORK_DOWN, ADDRESS_FAMILY_NOT_SUPPORTED,
         INTERRUPTED, DNS_NXDOMAIN, DNS_NO_ANSWER, DNS_REFUSED, DNS_SERVFAIL, DNS_TEMPORARY,
-        DNS_NON_RECOVERABLE, DNS_MALFORMED, DNS_BOGON, SSL_INVALID_HOSTNAME,
+        DNS_NON_RECOVERABLE, DNS_MALFORMED, SSL_INVALID_HOSTNAME,
         SSL_UNKNOWN_AUTHORITY, SSL_INVALID_CERTIFICATE, SSL_FAILED_HANDSHAKE,
         HTTP_PROTOCOL_ERROR, HTTP_TOO_MANY_REDIRECTS, HTTP_INVALID_REDIRECT,
     }
@@ -96,9 +96,10 @@ _GAI = {
     socket.EAI_FAIL: DNS_NON_RECOVERABLE,
     socket.EAI_FAMILY: ADDRESS_FAMILY_NOT_SUPPORTED,
 }
-for _name, _failure in (("EAI_NODATA", DNS_NO_ANSWER), ("EAI_ADDRFAMILY", DNS_NO_ANSWER)):
-    if hasattr(socket, _name):
-        _GAI[getattr(socket, _name)] = _failure
+_GAI.update({
+    getattr(socket, name): DNS_NO_ANSWER
+    for name in ("EAI_NODATA", "EAI_ADDRFAMILY") if hasattr(socket, name)
+})
 
 # OpenSSL X509_V_ERR_* codes that SSLCertVerificationError.verify_code carries.
 _X509_UNKNOWN_AUTHORITY = {2, 18, 19, 20, 21, 24, 27, 28}
