@@ -2,7 +2,8 @@
 
 Format: a list of `[[platform]]` tables with `name` (lower-case letters, digits, dashes),
 `category` (one of CATEGORIES), `description` (one line) and `endpoints` (URLs, bare domains,
-`tls://host:port` or `tcp://host:port`). Every entry is checked; an error names the file and line.
+`tls://host:port` or `tcp://host:port`). Every entry is checked; an error names the file and the
+line of the offending key or endpoint, as an editor numbers them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-from targets.loaders import TargetError, normalise
+from targets.loaders import TargetError, normalise, read_text
 from targets.model import Platform
 
 BUNDLED = Path(__file__).with_name("catalogue.toml")
@@ -20,59 +21,91 @@ CATEGORIES = (
     "social", "messaging", "video", "news", "search", "appstore", "circumvention", "reference",
     "calls",
 )
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
-_TOML_AT = re.compile(r"\(at line (\d+), column \d+\)")
+MAX_DESCRIPTION = 200
+_KEYS = {"name", "category", "description", "endpoints"}
+_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
+_HEADER = re.compile(r"^\s*\[\[\s*platform\s*\]\]")
+_TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)")
 
 
-def _line_of(text: str, needle: str) -> int:
-    """The 1-based line where `needle` first appears (1 when it does not)."""
-    index = text.find(needle)
-    return text.count("\n", 0, index) + 1 if index >= 0 else 1
+class _Lines:
+    """Finds the line of a key or a value inside the n-th `[[platform]]` table of a file.
+
+    tomllib gives values without positions, so the text is searched, within the entry's own
+    table so that an endpoint shared by two platforms is reported where it is wrong.
+    """
+
+    def __init__(self, text: str, entries: int) -> None:
+        self.lines = text.split("\n")
+        starts = [i for i, line in enumerate(self.lines) if _HEADER.match(line)]
+        # Inline-table files (`platform = [{...}]`) have no headers: search the whole file.
+        self.starts = starts if len(starts) == entries else []
+
+    def _span(self, index: int) -> range:
+        if not self.starts:
+            return range(len(self.lines))
+        end = self.starts[index + 1] if index + 1 < len(self.starts) else len(self.lines)
+        return range(self.starts[index], end)
+
+    def of(self, index: int, key: str | None = None, value: object = None) -> int:
+        """1-based line of `value` (a string) or of `key = ...` in entry `index`."""
+        span = self._span(index)
+        if isinstance(value, str):
+            for i in span:
+                if f'"{value}"' in self.lines[i] or f"'{value}'" in self.lines[i]:
+                    return i + 1
+        if key is not None:
+            assignment = re.compile(rf"\s*{re.escape(key)}\s*=")
+            for i in span:
+                if assignment.match(self.lines[i]):
+                    return i + 1
+        return span.start + 1 if span else 1
 
 
 def _parse(path: Path) -> tuple[str, dict[str, object]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise TargetError(f"{path}:1: not UTF-8 text") from None
-    except OSError as exc:
-        raise TargetError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    text = read_text(path)
     try:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = _TOML_AT.search(str(exc))
         line = found.group(1) if found else "1"
-        message = _TOML_AT.sub("", str(exc)).strip()
-        raise TargetError(f"{path}:{line}: TOML error: {message}") from None
+        raise TargetError(f"{path}:{line}: TOML error: {_TOML_AT.sub('', str(exc))}") from None
 
 
-def _platform(path: Path, text: str, entry: object, index: int) -> Platform:
+def _platform(path: Path, lines: _Lines, entry: object, index: int) -> Platform:
     if not isinstance(entry, dict):
-        raise TargetError(f"{path}:1: platform {index + 1} is not a table")
+        raise TargetError(f"{path}:{lines.of(index)}: platform {index + 1} is not a table")
+
+    def fail(key: str, message: str, value: object = None) -> TargetError:
+        return TargetError(f"{path}:{lines.of(index, key, value)}: {message}")
+
+    unknown = sorted(set(entry) - _KEYS)
+    if unknown:
+        raise fail(unknown[0], f"unknown key {unknown[0]!r} (expected {', '.join(sorted(_KEYS))})")
     name = entry.get("name")
-    line = _line_of(text, f'"{name}"') if isinstance(name, str) else 1
-    where = f"{path}:{line}"
     if not isinstance(name, str) or not _NAME.match(name):
-        raise TargetError(f"{where}: platform name {name!r} must be lower-case a-z, 0-9 and -")
+        raise fail("name", f"platform name {name!r} must be lower-case a-z, 0-9 and - "
+                           f"(at most 40)")
     category = entry.get("category")
     if category not in CATEGORIES:
-        raise TargetError(f"{where}: {name}: category {category!r} not one of "
-                          f"{', '.join(CATEGORIES)}")
+        raise fail("category", f"{name}: category {category!r} not one of "
+                               f"{', '.join(CATEGORIES)}")
     description = entry.get("description", "")
-    if not isinstance(description, str) or "\n" in description:
-        raise TargetError(f"{where}: {name}: description must be one line of text")
+    if (not isinstance(description, str) or "\n" in description
+            or len(description) > MAX_DESCRIPTION):
+        raise fail("description", f"{name}: description must be one line of at most "
+                                  f"{MAX_DESCRIPTION} characters")
     endpoints = entry.get("endpoints")
     if not isinstance(endpoints, list) or not endpoints:
-        raise TargetError(f"{where}: {name}: endpoints must be a non-empty list")
+        raise fail("endpoints", f"{name}: endpoints must be a non-empty list")
     urls = []
     for endpoint in endpoints:
-        at = f"{path}:{_line_of(text, str(endpoint))}" if isinstance(endpoint, str) else where
         if not isinstance(endpoint, str):
-            raise TargetError(f"{at}: {name}: endpoint {endpoint!r} is not a string")
+            raise fail("endpoints", f"{name}: endpoint {endpoint!r} is not a string")
         try:
             urls.append(normalise(endpoint).url)
         except ValueError as exc:
-            raise TargetError(f"{at}: {name}: {exc}") from None
+            raise fail("endpoints", f"{name}: {exc}", endpoint) from None
     return Platform(name, str(category), description, tuple(dict.fromkeys(urls)))
 
 
@@ -93,14 +126,16 @@ def _load(path: Path) -> list[Platform]:
     entries = data.get("platform")
     if not isinstance(entries, list) or not entries:
         raise TargetError(f"{path}:1: no [[platform]] tables")
-    platforms = [_platform(path, text, e, i) for i, e in enumerate(entries)]
+    lines = _Lines(text, len(entries))
+    platforms: list[Platform] = []
     seen: set[str] = set()
-    for p in platforms:
-        if p.name in seen:
-            second = text.rfind(f'"{p.name}"')
-            raise TargetError(f"{path}:{text.count(chr(10), 0, second) + 1}: "
-                              f"platform {p.name!r} listed twice")
-        seen.add(p.name)
+    for index, entry in enumerate(entries):
+        platform = _platform(path, lines, entry, index)
+        if platform.name in seen:
+            raise TargetError(f"{path}:{lines.of(index, 'name')}: platform {platform.name!r} "
+                              f"listed twice")
+        seen.add(platform.name)
+        platforms.append(platform)
     return platforms
 
 

@@ -2,7 +2,8 @@
 
 Everything is all-or-nothing: one bad line stops the load with `FILE:LINE: what is wrong` before
 any traffic is sent, so a typo never yields a half-measured list. Duplicates are removed (first
-occurrence kept). Hostile files (binary, huge lines, wrong headers) give the same kind of error.
+occurrence kept). Hostile files (binary, huge lines, wrong headers, FIFOs) give the same kind of
+error; files are streamed, never read whole, and the number of targets is capped.
 
 Accepted, per item of `--targets`:
 
@@ -18,176 +19,256 @@ Accepted, per item of `--targets`:
 from __future__ import annotations
 
 import csv
-import io
 import ipaddress
-from collections.abc import Iterable, Sequence
+import os
+import re
+import stat
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from targets.model import SCHEMES, Platform, Target
 
-MAX_LINE = 2048
+MAX_LINE = 2048  # bytes a line (and characters a target); no real URL in a test list comes close
+MAX_LINES = 1_000_000  # lines a file, comments included: bounds the time a hostile file costs
 MAX_TARGETS = 100_000
 CITIZEN_LAB_HEADER = ("url", "category_code")
 _LIST_SUFFIXES = (".txt", ".csv", ".toml", ".list")
+_LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
 
 
 class TargetError(ValueError):
-    """Bad user input about targets. `str()` is one line: `FILE:LINE: what is wrong`."""
+    """Bad user input about targets. `str()` is one line: `FILE:LINE: what is wrong`.
+
+    Control characters (a newline in a file name, say) are escaped so that the message stays one
+    line whatever the input held.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message))
 
 
-def _idna(host: str) -> str:
-    try:
-        return host.encode("idna").decode("ascii").lower()
-    except UnicodeError as exc:
-        raise ValueError(f"host {host!r} is not a valid domain name ({exc})") from None
+def _show(text: str, limit: int = 80) -> str:
+    """`text` quoted for an error message, shortened: messages quote untrusted input."""
+    return repr(text if len(text) <= limit else text[:limit] + "...")
 
+
+# --- one target ----------------------------------------------------------------------------
 
 def _host(raw: str) -> str:
+    """The host in canonical form: an IP address as Python prints it, or an ASCII (IDNA) name."""
     if not raw:
-        raise ValueError("no host")
+        raise ValueError("empty host")
     try:
-        return str(ipaddress.ip_address(raw))
+        address = ipaddress.ip_address(raw)
     except ValueError:
         pass
-    host = _idna(raw.rstrip("."))
-    labels = host.split(".")
-    if len(host) > 253 or any(not 0 < len(label) <= 63 for label in labels):
-        raise ValueError(f"host {raw!r} is not a valid domain name")
-    if any(not all(c.isalnum() or c in "-_" for c in label) for label in labels):
-        raise ValueError(f"host {raw!r} has characters a domain name cannot have")
-    return host
+    else:
+        if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
+            raise ValueError(f"host {_show(raw)}: an IPv6 zone means nothing on another machine")
+        return str(address)
+    name = raw[:-1] if raw.endswith(".") else raw  # the root dot changes nothing
+    invalid = f"host {_show(raw)} is not a valid domain name"
+    try:
+        name = name.encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError(invalid) from None
+    labels = name.split(".")
+    if len(name) > 253 or not all(0 < len(label) <= 63 for label in labels):
+        raise ValueError(invalid)
+    for label in labels:
+        if not _LABEL.match(label):
+            raise ValueError(f"{invalid} (bad characters in {_show(label)})")
+        if label.startswith("xn--"):
+            try:
+                label.encode("ascii").decode("idna")
+            except UnicodeError:
+                raise ValueError(f"{invalid} (bad punycode in {_show(label)})") from None
+    if labels[-1].isdigit():  # "1.2.3" is neither an address nor a name: refuse to guess
+        raise ValueError(f"host {_show(raw)} is neither an IP address nor a domain name")
+    return name
 
 
 def normalise(spec: str, *, platform: str | None = None, category: str | None = None) -> Target:
-    """One target from a URL or a bare domain. Raises ValueError saying what is wrong."""
+    """One target from a URL or a bare domain. Raises ValueError saying what is wrong.
+
+    Scheme and host are lower-cased, IDN hosts become punycode, a bare domain becomes
+    `https://domain/`, default ports of http/https are dropped and that of tls:// is written
+    out, fragments (never sent) are dropped; path and query are kept as given.
+    """
     text = spec.strip()
     if not text:
         raise ValueError("empty target")
     if len(text) > MAX_LINE:
         raise ValueError(f"target longer than {MAX_LINE} characters")
-    if any(c.isspace() for c in text):
-        raise ValueError(f"{text!r} contains spaces")
+    if any(c.isspace() for c in text) or _CONTROL.search(text):
+        raise ValueError(f"{_show(text)} contains spaces or control characters")
     if "://" not in text:
-        text = f"https://{text}/"
-    parts = urlsplit(text)
+        text = f"https://{text}"
+    try:
+        parts = urlsplit(text)
+    except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 literal
+        raise ValueError(f"{_show(spec.strip())} is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {scheme!r} (use http, https, tls or tcp)")
+        raise ValueError(f"unknown scheme {_show(scheme)} (use http, https, tls or tcp)")
+    if "@" in parts.netloc:
+        raise ValueError(f"{_show(spec.strip())}: user names and passwords are not allowed")
     host = _host(parts.hostname or "")
     try:
         port = parts.port
     except ValueError:
-        raise ValueError(f"bad port in {spec.strip()!r}") from None
+        port = 0
+    if port == 0:
+        raise ValueError(f"bad port in {_show(spec.strip())}")
     if scheme == "tcp" and port is None:
         raise ValueError("tcp:// targets need a port")
+    if scheme in ("http", "https") and port == SCHEMES[scheme]:
+        port = None
+    if scheme == "tls" and port is None:  # tls://host and tls://host:443 are one endpoint
+        port = SCHEMES[scheme]
     netloc = f"[{host}]" if ":" in host else host
     if port is not None:
         netloc += f":{port}"
-    path = parts.path or ("/" if scheme in ("http", "https") else "")
     if scheme in ("tcp", "tls"):
-        path = ""
-    url = urlunsplit((scheme, netloc, path, parts.query if scheme.startswith("http") else "", ""))
+        if parts.path not in ("", "/") or parts.query:
+            raise ValueError(f"{scheme}:// targets take no path or query")
+        return Target(url=f"{scheme}://{netloc}", platform=platform, category=category)
+    url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
     return Target(url=url, platform=platform, category=category)
 
 
-def _dedupe(targets: Iterable[Target]) -> list[Target]:
-    seen: dict[str, Target] = {}
-    for target in targets:
-        seen.setdefault(target.key, target)
-        if len(seen) > MAX_TARGETS:
-            raise TargetError(f"more than {MAX_TARGETS} targets: split the list")
-    return list(seen.values())
+# --- files ---------------------------------------------------------------------------------
 
-
-def _read_lines(path: Path) -> list[str]:
+def _check_file(path: Path) -> None:
+    """Refuse what is not a regular file before opening it: opening a FIFO would block."""
     try:
-        data = path.read_bytes()
-    except IsADirectoryError:
-        raise TargetError(f"{path}: is a directory, not a target list") from None
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        raise TargetError(f"{path}: no such file") from None
+    except (OSError, ValueError) as exc:
+        raise TargetError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    if stat.S_ISDIR(mode):
+        raise TargetError(f"{path}: is a directory, not a target list")
+    if not stat.S_ISREG(mode):
+        raise TargetError(f"{path}: not a regular file")
+
+
+def read_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number from 1, text) for each line of a UTF-8 file, without its CR/LF or BOM.
+
+    Streams the file, so a huge one costs time, not memory; a line over MAX_LINE bytes, bytes
+    that are not UTF-8 or a NUL stop the load with the line's number.
+    """
+    _check_file(path)
+    try:
+        handle = path.open("rb")
     except OSError as exc:
         raise TargetError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    lines = data.split(b"\n")
-    out: list[str] = []
-    for number, raw in enumerate(lines, start=1):
-        if len(raw) > MAX_LINE:
-            raise TargetError(f"{path}:{number}: line longer than {MAX_LINE} bytes")
-        try:
-            text = raw.decode("utf-8-sig" if number == 1 else "utf-8")
-        except UnicodeDecodeError:
-            raise TargetError(f"{path}:{number}: not UTF-8 text") from None
-        if "\x00" in text:
-            raise TargetError(f"{path}:{number}: binary data, not a target list")
-        out.append(text.rstrip("\r"))
-    return out
+    with handle:
+        number = 0
+        while raw := handle.readline(MAX_LINE + 3):  # room for CR LF and one byte too many
+            number += 1
+            if number > MAX_LINES:
+                raise TargetError(f"{path}:{number}: more than {MAX_LINES} lines")
+            body = raw.removesuffix(b"\n").removesuffix(b"\r")
+            if len(body) > MAX_LINE:
+                raise TargetError(f"{path}:{number}: line longer than {MAX_LINE} bytes")
+            try:
+                text = body.decode("utf-8-sig" if number == 1 else "utf-8")
+            except UnicodeDecodeError:
+                raise TargetError(f"{path}:{number}: not UTF-8 text") from None
+            if "\x00" in text:
+                raise TargetError(f"{path}:{number}: binary data, not a target list")
+            yield number, text
 
 
-def load_text(path: Path) -> list[Target]:
+def read_text(path: Path) -> str:
+    """A whole (small) UTF-8 file, checked line by line like every list."""
+    return "\n".join(text for _, text in read_lines(path))
+
+
+def load_text(path: Path) -> Iterator[Target]:
     """A plain list: one URL or domain a line; blank lines and `#` comments ignored."""
-    targets = []
-    for number, line in enumerate(_read_lines(path), start=1):
-        item = line.split("#", 1)[0].strip() if not line.lstrip().startswith("#") else ""
-        if not item:
-            continue
-        try:
-            targets.append(normalise(item))
-        except ValueError as exc:
-            raise TargetError(f"{path}:{number}: {exc}") from None
-    return targets
+    for number, line in read_lines(path):
+        item = line.split("#", 1)[0].strip()  # a URL's fragment is never sent, so "#" is safe
+        if item:
+            try:
+                yield normalise(item)
+            except ValueError as exc:
+                raise TargetError(f"{path}:{number}: {exc}") from None
 
 
-def load_citizenlab(path: Path) -> list[Target]:
+def load_citizenlab(path: Path) -> Iterator[Target]:
     """A Citizen Lab test list: url,category_code,category_description,date_added,source,notes."""
-    lines = _read_lines(path)
-    reader = csv.reader(io.StringIO("\n".join(lines)))
-    targets = []
-    header: list[str] | None = None
-    for row in reader:
-        number = reader.line_num
-        if header is None:
-            header = [c.strip().lower() for c in row]
-            if tuple(header[:2]) != CITIZEN_LAB_HEADER:
-                raise TargetError(f"{path}:{number}: not a Citizen Lab list (the header must "
-                                  f"start with url,category_code)")
-            continue
-        if not row or not any(cell.strip() for cell in row):
-            continue
-        if len(row) < 2:
-            raise TargetError(f"{path}:{number}: expected url,category_code,...")
-        try:
-            targets.append(normalise(row[0], category=row[1].strip() or None))
-        except ValueError as exc:
-            raise TargetError(f"{path}:{number}: {exc}") from None
-    if header is None:
-        raise TargetError(f"{path}:1: empty file")
-    return targets
+    # The line terminator goes back on so that csv counts physical lines (reader.line_num) and
+    # keeps a newline inside a quoted field, which normalise then rejects.
+    reader = csv.reader(f"{text}\n" for _, text in read_lines(path))
+    header = True
+    ended = 0  # the line the previous row ended on: a quoted field may span lines
+    try:
+        for row in reader:
+            where, ended = f"{path}:{ended + 1}", reader.line_num
+            if header:
+                if tuple(c.strip().lower() for c in row[:2]) != CITIZEN_LAB_HEADER:
+                    raise TargetError(f"{where}: not a Citizen Lab list (the header must start "
+                                      f"with url,category_code)")
+                header = False
+                continue
+            if not any(cell.strip() for cell in row):
+                continue
+            if len(row) < 2:
+                raise TargetError(f"{where}: expected url,category_code,...")
+            try:
+                yield normalise(row[0], category=row[1].strip() or None)
+            except ValueError as exc:
+                raise TargetError(f"{where}: {exc}") from None
+    except csv.Error as exc:
+        raise TargetError(f"{path}:{reader.line_num}: CSV error: {exc}") from None
+    if header:
+        raise TargetError(f"{path}:1: empty file, expected a url,category_code header")
 
 
 def _looks_like_citizenlab(path: Path) -> bool:
-    try:
-        with path.open("rb") as fh:
-            first = fh.readline(MAX_LINE).decode("utf-8-sig", errors="replace").strip().lower()
-    except OSError:
-        return False
-    return first.startswith("url,category_code")
+    for _, first in read_lines(path):
+        return first.strip().lower().startswith(",".join(CITIZEN_LAB_HEADER))
+    return False
 
 
-def load_file(path: Path) -> list[Target]:
+def load_file(path: Path) -> Iterator[Target]:
     """A target list file, its format told by its extension and first line."""
-    from targets.catalogue import load_catalogue  # the catalogue module imports us
+    # The catalogue module imports this one (normalise, TargetError); importing it here, when a
+    # TOML file is actually given, keeps the two modules free of an import cycle at load time.
+    from targets.catalogue import load_catalogue
 
     suffix = path.suffix.lower()
     if suffix == ".toml":
-        return [t for p in load_catalogue(path) for t in p.targets()]
+        return (t for p in load_catalogue(path) for t in p.targets())
     if suffix == ".csv" or _looks_like_citizenlab(path):
         return load_citizenlab(path)
     return load_text(path)
 
 
-def _expand(spec: str, catalogue: Sequence[Platform]) -> list[Target]:
-    by_name = {p.name: p for p in catalogue}
-    if spec in by_name:
-        return by_name[spec].targets()
+# --- what the user names -------------------------------------------------------------------
+
+def _is_path(spec: str) -> bool:
+    if "/" in spec or os.sep in spec or spec.lower().endswith(_LIST_SUFFIXES):
+        return True
+    try:
+        return Path(spec).exists()
+    except (OSError, ValueError):  # a name too long for the OS is not a file we can read
+        return False
+
+
+def _expand(spec: str, catalogue: Sequence[Platform]) -> Iterable[Target]:
+    if not spec:
+        raise TargetError('"": empty target name')
+    if len(spec) > MAX_LINE:
+        raise TargetError(f"{_show(spec)}: longer than {MAX_LINE} characters")
+    for platform in catalogue:
+        if platform.name == spec:
+            return platform.targets()
     if spec.startswith("category:"):
         wanted = spec.split(":", 1)[1]
         found = [t for p in catalogue if p.category == wanted for t in p.targets()]
@@ -195,13 +276,9 @@ def _expand(spec: str, catalogue: Sequence[Platform]) -> list[Target]:
             known = ", ".join(sorted({p.category for p in catalogue}))
             raise TargetError(f"{spec}: no such category (known: {known})")
         return found
-    path = Path(spec)
-    is_url = "://" in spec
-    if not is_url and (path.exists() or "/" in spec or spec.endswith(_LIST_SUFFIXES)):
-        if not path.exists():
-            raise TargetError(f"{spec}: no such file")
-        return load_file(path)
-    if is_url or "." in spec:
+    if "://" not in spec and _is_path(spec):
+        return load_file(Path(spec))
+    if "://" in spec or "." in spec or ":" in spec:
         try:
             return [normalise(spec)]
         except ValueError as exc:
@@ -210,14 +287,29 @@ def _expand(spec: str, catalogue: Sequence[Platform]) -> list[Target]:
 
 
 def load_targets(specs: Sequence[str], catalogue: Sequence[Platform] | None = None) -> list[Target]:
-    """Every target named by `specs`, deduplicated; TargetError (one line) on the first problem."""
+    """Every target named by `specs`, deduplicated; TargetError (one line) on the first problem.
+
+    Nothing is returned unless every spec loads: files are streamed into one ordered set, and
+    the list is handed back only at the end.
+    """
     if catalogue is None:
-        from targets.catalogue import load_catalogue
+        from targets.catalogue import load_catalogue  # see load_file about the import cycle
 
         catalogue = load_catalogue()
-    targets: list[Target] = []
-    for spec in specs:
-        targets.extend(_expand(spec.strip(), catalogue))
-    if not targets:
+    if not specs:
         raise TargetError("no targets given")
-    return _dedupe(targets)
+    seen: dict[str, Target] = {}
+    for spec in specs:
+        spec = spec.strip()
+        produced = 0
+        for target in _expand(spec, catalogue):
+            produced += 1
+            if target.key in seen:
+                continue
+            if len(seen) >= MAX_TARGETS:
+                raise TargetError(f"{spec}: more than {MAX_TARGETS} targets in all; "
+                                  f"split the list")
+            seen[target.key] = target
+        if not produced:  # only a file can name nothing: a wrong file, or one all comments
+            raise TargetError(f"{spec}: no targets in this file")
+    return list(seen.values())
