@@ -101,7 +101,8 @@ def test_a_custom_catalogue_is_used():
 
 
 def test_specs_that_are_nothing():
-    assert _error(["nonsense"]) == "nonsense: not a platform, URL or file (see `netvigil targets list`)"
+    assert _error(["nonsense"]) == (
+        "nonsense: not a platform, URL or file (see `netvigil targets list`)")
     assert _error([]) == "no targets given"
     assert _error([""]) == '"": empty target name'
     assert _error(["bad\nname"]) == ("bad\\x0aname: not a platform, URL or file "
