@@ -34,6 +34,7 @@ MIN_TRANSFER_SECONDS = 2.0
 FAR_BELOW_REFERENCE = 0.2
 BELOW_CONTROL = 0.5
 MIN_REFERENCE_SAMPLES = 3
+CONTROL_ONLY_CEILING = 250_000.0  # bytes/s
 
 
 def measurable(hop: HTTPRequest) -> bool:
@@ -76,6 +77,8 @@ def _goodput_finding(
     if control is not None:
         limit = BELOW_CONTROL if reference is not None else FAR_BELOW_REFERENCE
         if rate >= limit * control:
+            return None
+        if reference is None and rate >= CONTROL_ONLY_CEILING:
             return None
     compared = []
     if reference is not None:

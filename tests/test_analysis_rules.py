@@ -283,6 +283,15 @@ def test_throttled_transfer_is_far_below_the_run_and_the_control():
     assert classify(short, control, ctx).verdict == "ok"
 
 
+def test_control_alone_needs_a_slow_transfer_in_absolute_terms():
+    # A home line 8x slower than a data-centre helper is not throttled; 8 kB/s is.
+    control = m(HTTPS, dns(HOST, REAL), tcp(), tls(), _download(100_000_000))
+    home = m(HTTPS, dns(HOST, REAL), tcp(), tls(), _download(12_000_000))
+    assert classify(home, control).verdict == "ok"
+    slow = m(HTTPS, dns(HOST, REAL), tcp(), tls(), _download(8_000))
+    assert classify(slow, control).outcomes == ("throttle.goodput",)
+
+
 def test_body_stalled_on_a_large_download_is_throttling_and_on_a_small_one_a_timeout():
     stalled = http(url=HTTP.url, port=80, body=b"", body_length=20_000, title=None,
                    failure=failures.GENERIC_TIMEOUT)
