@@ -12,6 +12,7 @@ import ipaddress
 import json
 import os
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from probes.dns import parse_resolver
 from probes.runner import Limits
 from results.export import export_csv, export_jsonl, export_ooni
 from results.store import Store
-from services import campaign, consent
+from services import campaign, consent, monitor
 from services.ooni_tools import classify_files, import_files
 from services.reanalyse import reanalyse
 from targets.catalogue import load_catalogue
@@ -67,8 +68,35 @@ def _parser() -> argparse.ArgumentParser:
     db = argparse.ArgumentParser(add_help=False)
     db.add_argument("--db", type=Path, default=argparse.SUPPRESS, help="SQLite database")
 
+    # The campaign options, shared by `run` and `monitor`.
+    c = argparse.ArgumentParser(add_help=False)
+    c.add_argument("--targets", nargs="+", metavar="T",
+                   help="platform names, category:NAME, URLs, domains or files (txt, CSV, TOML)")
+    c.add_argument("--resolver", action="append", metavar="IP[:PORT]",
+                   help="resolver to query directly (repeatable; default 8.8.8.8 1.1.1.1 9.9.9.9)")
+    c.add_argument("--doh", metavar="URL", help="also resolve over DNS over HTTPS at URL")
+    c.add_argument("--dns-over-tcp", action="store_true", help="query resolvers over TCP")
+    c.add_argument("--ca-bundle", metavar="PEM", help="verify certificates against this bundle")
+    c.add_argument("--helper", metavar="URL",
+                   help="test helper that measures the control (default: $NETVIGIL_HELPER)")
+    c.add_argument("--concurrency", type=int, default=16, metavar="N")
+    c.add_argument("--rate", type=float, default=50.0, help="target starts per second")
+    c.add_argument("--per-host-rate", type=float, default=4.0)
+    c.add_argument("--timeout", type=float, metavar="S",
+                   help="scale every step's timeout so a TCP connect gets S seconds")
+    c.add_argument("--no-ipv6", action="store_true", help="skip AAAA queries and IPv6 addresses")
+    c.add_argument("--public-range", action="append", default=[], metavar="CIDR",
+                   help="count addresses in CIDR as public (test labs)")
+    c.add_argument("--fingerprints", action="append", default=[], metavar="PATH",
+                   help="blockpage/DNS fingerprints: an OONI-format CSV or a folder of them")
+    c.add_argument("--no-system-resolver", action="store_true",
+                   help="only query the --resolver servers, not getaddrinfo (closed test networks)")
+    c.add_argument("--no-netcheck", action="store_true",
+                   help="skip the local network checks (offline tests)")
+    c.add_argument("--accept-risks", action="store_true", help="accept the risk notice")
     r = sub.add_parser(
-        "run", parents=[db], help="measure targets and store the results", formatter_class=fmt,
+        "run", parents=[db, c], help="measure targets and store the results",
+        formatter_class=fmt,
         description="Run one campaign: DNS, TCP, TLS and HTTP to every target; store and judge.",
         epilog=_examples(
             "netvigil run                       # the bundled platform catalogue",
@@ -76,31 +104,25 @@ def _parser() -> argparse.ArgumentParser:
             "netvigil run --targets ir.csv --concurrency 32 --json",
         ),
     )
-    r.add_argument("--targets", nargs="+", metavar="T",
-                   help="platform names, category:NAME, URLs, domains or files (txt, CSV, TOML)")
-    r.add_argument("--resolver", action="append", metavar="IP[:PORT]",
-                   help="resolver to query directly (repeatable; default 8.8.8.8 1.1.1.1 9.9.9.9)")
-    r.add_argument("--doh", metavar="URL", help="also resolve over DNS over HTTPS at URL")
-    r.add_argument("--dns-over-tcp", action="store_true", help="query resolvers over TCP")
-    r.add_argument("--ca-bundle", metavar="PEM", help="verify certificates against this bundle")
-    r.add_argument("--helper", metavar="URL",
-                   help="test helper that measures the control (default: $NETVIGIL_HELPER)")
-    r.add_argument("--concurrency", type=int, default=16, metavar="N")
-    r.add_argument("--rate", type=float, default=50.0, help="target starts per second")
-    r.add_argument("--per-host-rate", type=float, default=4.0)
-    r.add_argument("--timeout", type=float, metavar="S",
-                   help="scale every step's timeout so a TCP connect gets S seconds")
-    r.add_argument("--no-ipv6", action="store_true", help="skip AAAA queries and IPv6 addresses")
-    r.add_argument("--public-range", action="append", default=[], metavar="CIDR",
-                   help="count addresses in CIDR as public (test labs)")
-    r.add_argument("--fingerprints", action="append", default=[], metavar="PATH",
-                   help="blockpage/DNS fingerprints: an OONI-format CSV or a folder of them")
-    r.add_argument("--no-system-resolver", action="store_true",
-                   help="only query the --resolver servers, not getaddrinfo (closed test networks)")
-    r.add_argument("--no-netcheck", action="store_true",
-                   help="skip the local network checks (offline tests)")
-    r.add_argument("--accept-risks", action="store_true", help="accept the risk notice")
     r.add_argument("--json", action="store_true", help="one JSON object on stdout")
+
+    mo = sub.add_parser(
+        "monitor", parents=[db, c], formatter_class=fmt,
+        help="run campaigns on a schedule until stopped (unattended probes)",
+        description="Repeat the campaign every DURATION (start to start), each wait moved at "
+        "random by up to --jitter, until SIGTERM or Ctrl-C (the run in progress is kept and "
+        "marked interrupted) or --max-runs. One line per run on stderr.",
+        epilog=_examples(
+            "netvigil monitor --every 15m --jitter 2m --accept-risks",
+            "netvigil monitor --every 1h --max-runs 24 --targets telegram signal",
+        ),
+    )
+    mo.add_argument("--every", type=_duration, required=True, metavar="DURATION",
+                    help="time between the starts of two runs: 90s, 15m, 1h30m")
+    mo.add_argument("--jitter", type=_duration, default=0.0, metavar="DURATION",
+                    help="move each wait by up to +-DURATION at random (default: none)")
+    mo.add_argument("--max-runs", type=int, metavar="N",
+                    help="stop after N runs (default: until stopped)")
 
     t = sub.add_parser("targets", help="show the bundled catalogue", formatter_class=fmt,
                        epilog=_examples("netvigil targets list", "netvigil targets list --json"))
@@ -171,6 +193,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="also measure private, loopback and special-purpose addresses (labs only)")
     h.add_argument("--public-range", action="append", default=[], metavar="CIDR")
     return p
+
+
+def _duration(text: str) -> float:
+    try:
+        return monitor.parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _networks(specs: Sequence[str]) -> tuple[Any, ...]:
@@ -246,7 +275,7 @@ def _ensure_consent(args: argparse.Namespace) -> None:
     consent.accept()
 
 
-def cmd_run(args: argparse.Namespace) -> int:
+def _campaign(args: argparse.Namespace) -> tuple[list[Any], campaign.CampaignOptions]:
     try:
         targets = load_targets(args.targets or [p.name for p in load_catalogue()])
     except TargetError as exc:
@@ -260,6 +289,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         helper_url=args.helper or os.environ.get("NETVIGIL_HELPER") or None,
         helper_token=os.environ.get("NETVIGIL_HELPER_TOKEN"),
     )
+    return targets, options
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    targets, options = _campaign(args)
     _ensure_consent(args)
     with Store(args.db) as store, Progress(
         TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
@@ -313,6 +347,22 @@ def _count(result: campaign.CampaignResult) -> list[tuple[str, int]]:
     for r in result.results:
         counts[r.verdict.verdict] = counts.get(r.verdict.verdict, 0) + 1
     return list(counts.items())
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    targets, options = _campaign(args)
+    try:
+        schedule = monitor.Schedule(args.every, args.jitter, args.max_runs)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    _ensure_consent(args)
+    stop = threading.Event()
+    restore = monitor.stop_on_signals(stop)
+    try:
+        monitor.monitor(targets, args.db, options, schedule, stop=stop)
+    finally:
+        restore()
+    return 0
 
 
 def cmd_targets(args: argparse.Namespace) -> int:
@@ -459,8 +509,9 @@ def cmd_helper(args: argparse.Namespace) -> int:
     return serve(args.listen, config)
 
 
-COMMANDS = {"run": cmd_run, "targets": cmd_targets, "measurements": cmd_measurements,
-            "export": cmd_export, "analyze": cmd_analyze, "ooni": cmd_ooni, "helper": cmd_helper}
+COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "targets": cmd_targets,
+            "measurements": cmd_measurements, "export": cmd_export, "analyze": cmd_analyze,
+            "ooni": cmd_ooni, "helper": cmd_helper}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,339 @@
+"""Unattended monitoring: repeat the campaign on a jittered schedule until stopped.
+
+The library function behind `netvigil monitor`, the command a volunteer's Raspberry Pi runs for
+months under systemd (contrib/netvigil-monitor.service). Each run is one `services.campaign.run`
+in a fresh event loop with a Store opened for that run alone, so nothing long-lived holds the
+database between runs. The loop survives:
+
+- network loss: a run whose network is `local_failure` is data (a gap), logged like any other;
+- a failing run (a bug, a full disk, a locked database): logged, and the loop goes on after a
+  back-off that grows while the failures repeat;
+- power cuts and SIGKILL: the store commits each measurement in its own transaction (WAL), so a
+  killed process loses only what was in flight, and the database stays consistent. A run left
+  `running` by a dead process is marked `interrupted` by a later monitor (`mark_interrupted`).
+
+Stopping: the caller turns SIGTERM/SIGINT into `stop` (`stop_on_signals` does that). A run in
+progress is then cancelled at once; the campaign marks it `interrupted` and keeps every
+finished measurement. Runs start `every` seconds apart (start to start, as a systemd timer
+does), each wait moved by up to +-`jitter` so that many probes do not fire in step.
+
+One line per run goes to the log (stderr by default, which journald keeps):
+
+    2026-11-28T14:05:03Z run 12: 133 targets, network ok, 3 blocked, 0 down, 2 insufficient, 41.2 s
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import re
+import signal
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import FrameType
+
+from analysis.verdict import BLOCKED, DOWN, INSUFFICIENT
+from probes.observations import Measurement
+from results.store import Store
+from services import campaign
+from services.campaign import CampaignOptions, CampaignResult, Progress
+from targets.model import Target
+
+Log = Callable[[str], None]
+#: One campaign: `services.campaign.run`, or a stand-in with the same signature (tests).
+Job = Callable[
+    [Sequence[Target], Store, CampaignOptions, Progress | None], Awaitable[CampaignResult]
+]
+
+#: After a run that raised, wait at least this long, doubling with each failure in a row up to
+#: BACKOFF_MAX: a fault that repeats (a full disk) must not spin or flood the journal.
+BACKOFF_FIRST = 60.0
+BACKOFF_MAX = 3600.0
+#: A `running` run with no new record for this long belongs to a process that is gone. A live
+#: campaign stores a record each time a target finishes (every step is bounded by a timeout of
+#: at most 20 s), so a quarter of an hour of silence is far beyond any live run; the margin
+#: keeps a monitor that restarts from closing a run another process is still writing.
+STALE_AFTER = 900.0
+#: How often a running campaign looks at `stop` (cheap: a flag read).
+_POLL = 0.25
+_MAX_MESSAGE = 300
+
+
+def print_to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+# --- schedule ----------------------------------------------------------------------------------
+
+_NUMBER = r"(\d+(?:\.\d+)?)"
+_DURATION = re.compile(rf"(?:{_NUMBER}d)?(?:{_NUMBER}h)?(?:{_NUMBER}m)?(?:{_NUMBER}s)?")
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in a duration such as "90s", "15m", "1h", "1h30m" or "1.5h" (units d, h, m, s,
+    largest first). A bare number is refused: "15" could mean seconds or minutes."""
+    spec = text.strip().lower()
+    match = _DURATION.fullmatch(spec)
+    if not spec or match is None:
+        raise ValueError(
+            f"invalid duration {text!r}: write a number with a unit (s, m, h, d), "
+            "e.g. 90s, 15m, 1h30m"
+        )
+    return sum(float(value) * size for value, (_, size) in zip(match.groups(), _UNITS,
+                                                                strict=True) if value)
+
+
+def format_duration(seconds: float) -> str:
+    """The short form parse_duration reads: 900 -> "15m", 5400 -> "1h30m", 2.5 -> "2.5s"."""
+    if seconds < 60 or seconds != int(seconds):
+        return f"{seconds:g}s"
+    rest = int(seconds)
+    parts = []
+    for unit, size in _UNITS:
+        if rest >= size:
+            parts.append(f"{rest // size}{unit}")
+            rest %= size
+    return "".join(parts)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """When to run: every `every` seconds (start to start), each wait moved by a uniform
+    random amount in [-jitter, +jitter], at most `max_runs` runs (None: until stopped)."""
+
+    every: float
+    jitter: float = 0.0
+    max_runs: int | None = None
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.every) and self.every > 0):
+            raise ValueError("the interval must be a positive duration")
+        if not (math.isfinite(self.jitter) and self.jitter >= 0):
+            raise ValueError("the jitter must be zero or a positive duration")
+        if self.max_runs is not None and self.max_runs < 1:
+            raise ValueError("max runs must be at least 1")
+
+    def wait(self, elapsed: float, rng: random.Random) -> float:
+        """Seconds to wait after a run that took `elapsed`: never negative (a run longer than
+        the interval is followed by the next one at once)."""
+        shift = rng.uniform(-self.jitter, self.jitter) if self.jitter else 0.0
+        return max(0.0, self.every - elapsed + shift)
+
+
+def backoff(failures: int) -> float:
+    """The least wait after `failures` runs in a row that raised."""
+    return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, failures - 1))
+
+
+# --- runs a dead process left behind --------------------------------------------------------------
+
+
+def mark_interrupted(
+    store: Store, idle_for: float = STALE_AFTER, now: datetime | None = None
+) -> list[int]:
+    """Mark as `interrupted` the runs still `running` whose newest record is older than
+    `idle_for` seconds: runs whose process was killed or lost power. Returns their ids.
+
+    Only the derived `runs` row changes (status, `finished` set to the run's last record, a
+    summary saying what happened); the raw record chain is left as it is, and there the run's
+    missing `run_end` record is itself the evidence that the process died. The measurements
+    keep no verdict (the run has no network verdict); `netvigil analyze --run N` can judge them.
+
+    This writes through the Store's own connection (`store.db.conn`), because the Store has no
+    method for it; one IMMEDIATE transaction, like the Store's own writes.
+    """
+    moment = now or datetime.now(UTC)
+    # utc_now()'s fixed-width format, so ISO strings compare in time order.
+    cutoff = (moment - timedelta(seconds=idle_for)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    summary = json.dumps({
+        "interrupted": "the process ended before the run did (killed, crashed or power cut)",
+        "marked": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }, sort_keys=True)
+    conn = store.db.conn
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        stale = conn.execute(
+            "SELECT r.id, COALESCE(MAX(rec.created), r.started) FROM runs r "
+            "LEFT JOIN records rec ON rec.run_id = r.id WHERE r.status = 'running' "
+            "GROUP BY r.id ORDER BY r.id"
+        ).fetchall()
+        marked = []
+        for run_id, last in stale:
+            if last >= cutoff:
+                continue
+            conn.execute(
+                "UPDATE runs SET status = 'interrupted', finished = ?, summary = ? "
+                "WHERE id = ? AND status = 'running'", (last, summary, run_id),
+            )
+            marked.append(int(run_id))
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return marked
+
+
+# --- stopping -----------------------------------------------------------------------------------
+
+
+def stop_on_signals(
+    stop: threading.Event, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
+) -> Callable[[], None]:
+    """Make SIGTERM and SIGINT set `stop`; a second signal raises KeyboardInterrupt at once.
+    Returns a function that puts the previous handlers back. Call from the main thread."""
+    previous = {sig: signal.getsignal(sig) for sig in signals}
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt
+        # Event.set takes a lock that the interrupted main thread may be holding (inside
+        # stop.wait): set it from another thread, so the handler never waits for that lock.
+        threading.Thread(target=stop.set, name="netvigil-stop", daemon=True).start()
+
+    for sig in signals:
+        signal.signal(sig, handler)
+
+    def restore() -> None:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+    return restore
+
+
+async def _until_stopped(
+    work: Awaitable[CampaignResult], stop: threading.Event
+) -> CampaignResult | None:
+    """Run `work`; when `stop` is set, cancel it (the campaign then marks its run interrupted)
+    and return None."""
+    task = asyncio.ensure_future(work)
+    while not stop.is_set():
+        done, _ = await asyncio.wait({task}, timeout=_POLL)
+        if done:
+            return task.result()
+    task.cancel()
+    try:
+        return await task  # it may have finished before the cancellation landed
+    except asyncio.CancelledError:
+        return None
+
+
+# --- the loop -----------------------------------------------------------------------------------
+
+
+def _stamp() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _one_line(text: str) -> str:
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= _MAX_MESSAGE else flat[: _MAX_MESSAGE - 3] + "..."
+
+
+def run_line(result: CampaignResult, elapsed: float) -> str:
+    """The log line of one finished run (see the module docstring)."""
+    counts = {BLOCKED: 0, DOWN: 0, INSUFFICIENT: 0}
+    for r in result.results:
+        if r.verdict.verdict in counts:
+            counts[r.verdict.verdict] += 1
+    line = (
+        f"{_stamp()} run {result.run_id}: {len(result.results)} targets, "
+        f"network {result.network}, {counts[BLOCKED]} blocked, {counts[DOWN]} down, "
+        f"{counts[INSUFFICIENT]} insufficient, {elapsed:.1f} s"
+    )
+    notes = []
+    if result.status != "finished":
+        notes.append(result.status)
+    if result.errors:
+        notes.append(f"{len(result.errors)} internal errors, first: {result.errors[0]}")
+    if result.control not in ("helper", "none"):
+        notes.append(f"control: {result.control}")
+    return line + (f" ({_one_line('; '.join(notes))})" if notes else "")
+
+
+def _run_once(
+    targets: Sequence[Target],
+    db_path: Path,
+    options: CampaignOptions,
+    job: Job,
+    stop: threading.Event,
+    log: Log,
+) -> tuple[CampaignResult | None, int]:
+    """One campaign with its own Store: (its result or None if stopped, measurements stored)."""
+    stored = 0
+
+    def count(_: Measurement) -> None:
+        nonlocal stored
+        stored += 1
+
+    with Store(db_path) as store:
+        stale = mark_interrupted(store, STALE_AFTER)
+        if stale:
+            log(f"{_stamp()} marked run {', '.join(map(str, stale))} interrupted: "
+                "left running by a process that ended")
+        result = asyncio.run(_until_stopped(job(targets, store, options, count), stop))
+    return result, stored
+
+
+def monitor(
+    targets: Sequence[Target],
+    db_path: Path,
+    options: CampaignOptions,
+    schedule: Schedule,
+    log: Log = print_to_stderr,
+    stop: threading.Event | None = None,
+    sleep: Callable[[float], object] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+    job: Job = campaign.run,
+) -> int:
+    """Run campaigns over `targets` into `db_path` on `schedule` until `stop` is set or
+    `schedule.max_runs` runs were tried. Returns the number of runs that completed.
+
+    `sleep` waits between runs (default: `stop.wait`, which a stop cuts short), `clock` is
+    monotonic seconds, `rng` draws the jitter, `job` runs one campaign: seams for tests.
+    """
+    stop = threading.Event() if stop is None else stop
+    pause = sleep or stop.wait
+    rng = rng or random.Random()
+    jitter = f" +-{format_duration(schedule.jitter)}" if schedule.jitter else ""
+    log(f"{_stamp()} monitoring {len(targets)} targets every {format_duration(schedule.every)}"
+        f"{jitter} into {db_path}")
+    done = tried = failures = 0
+    try:
+        while not stop.is_set():
+            tried += 1
+            started = clock()
+            try:
+                result, stored = _run_once(targets, db_path, options, job, stop, log)
+            except Exception as exc:  # one bad run must not end months of monitoring
+                failures += 1
+                wait = max(schedule.wait(clock() - started, rng), backoff(failures))
+                log(f"{_stamp()} run failed ({failures} in a row): {type(exc).__name__}: "
+                    f"{_one_line(str(exc))}; next try in {wait:.0f} s")
+            else:
+                failures = 0
+                elapsed = clock() - started
+                if result is None:
+                    log(f"{_stamp()} run interrupted by stop after {elapsed:.1f} s: "
+                        f"{stored} finished measurements are stored")
+                    break
+                done += 1
+                log(run_line(result, elapsed))
+                wait = schedule.wait(elapsed, rng)
+            if schedule.max_runs is not None and tried >= schedule.max_runs:
+                break
+            if not stop.is_set():
+                pause(wait)
+    except KeyboardInterrupt:  # no handler installed, or a second signal: stop now
+        log(f"{_stamp()} interrupted: every finished measurement is stored")
+    log(f"{_stamp()} monitor stopped after {done} run{'' if done == 1 else 's'}")
+    return done
