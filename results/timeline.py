@@ -1,0 +1,95 @@
+"""What the event analysis reads from a store: one point per judged measurement, oldest first.
+
+`verdict_points` joins each judged measurement with its run: the run's network state and where
+it measured from. The vantage point is the run's vantage JSON `vantage_id` (a stable id a probe
+may be given), else "local"; ASN and country come from the same JSON when present (imported
+OONI runs carry `asn` and `country`). Unknown values are None: an empty string, OONI's `AS0`
+and `ZZ`. An ASN is written `AS<number>`, so that 12345 and "AS12345" are one network.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from results.rows import split_list
+from results.store import Store, _filters
+
+_UNKNOWN_ASN = {"", "AS0"}
+_UNKNOWN_COUNTRY = {"", "ZZ"}
+
+
+def verdict_points(
+    store: Store,
+    since: str | None = None,
+    until: str | None = None,
+    target: str | None = None,
+) -> list[dict[str, Any]]:
+    """One dict per judged measurement (its verdict is set), oldest first.
+
+    `since` and `until` are ISO 8601 times (UTC when no offset is given; a bare date is its
+    midnight) bounding the measurement's start, both inclusive. `target` matches a target URL
+    (with or without its trailing slash) or a hostname, as `Store.measurements` does. A row
+    whose start time cannot be read is left out.
+    """
+    low, high = _moment(since), _moment(until)
+    # Only the target clause: its columns (target_url, hostname) exist in measurements alone.
+    where, args = _filters(None, target, None)
+    sql = (
+        "SELECT m.id, m.run_id, m.target_url, m.platform, m.started, m.verdict, m.techniques, "
+        "m.outcomes, m.confidence, m.confirmed, r.network, r.vantage "
+        "FROM measurements m JOIN runs r ON r.id = m.run_id "
+        "WHERE " + " AND ".join(["m.verdict IS NOT NULL", *where])
+    )
+    found: list[tuple[datetime, int, dict[str, Any]]] = []
+    vantages: dict[str, dict[str, Any]] = {}  # the same run's JSON is decoded once
+    for row in store.db.query(sql, args):
+        moment = _moment(row["started"], strict=False)
+        if moment is None or (low and moment < low) or (high and moment > high):
+            continue
+        text = row["vantage"] or "{}"
+        vantage = vantages.get(text)
+        if vantage is None:
+            vantage = vantages[text] = _vantage(text)
+        found.append((moment, row["id"], {
+            "measurement_id": row["id"], "run_id": row["run_id"], "target": row["target_url"],
+            "platform": row["platform"], "started": row["started"], "verdict": row["verdict"],
+            "techniques": split_list(row["techniques"]),
+            "outcomes": split_list(row["outcomes"]),
+            "confidence": float(row["confidence"] or 0.0),
+            "confirmed": bool(row["confirmed"]), "run_network": row["network"], **vantage,
+        }))
+    found.sort(key=lambda item: (item[0], item[1]))
+    return [point for _, _, point in found]
+
+
+def _vantage(text: str) -> dict[str, Any]:
+    """vantage, asn, country from a run's vantage JSON."""
+    try:
+        data = json.loads(text)
+    except ValueError:
+        data = {}
+    if not isinstance(data, dict):
+        data = {}
+    asn = str(data.get("asn") or "").strip().upper()
+    asn = f"AS{asn}" if asn.isdigit() else asn
+    country = str(data.get("country") or "").strip().upper()
+    return {
+        "vantage": str(data.get("vantage_id") or "local"),
+        "asn": None if asn in _UNKNOWN_ASN else asn,
+        "country": None if country in _UNKNOWN_COUNTRY else country,
+    }
+
+
+def _moment(text: str | None, strict: bool = True) -> datetime | None:
+    """An ISO 8601 time as aware UTC; None for None (or, when not strict, for bad text)."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        if strict:
+            raise ValueError(f"not an ISO 8601 time: {text!r}") from None
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
