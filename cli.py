@@ -29,6 +29,9 @@ from probes.runner import Limits
 from results.export import export_csv, export_jsonl, export_ooni
 from results.store import Store
 from services import campaign, consent, monitor
+from services.events import events as find_events
+from services.events import points as event_points
+from services.events import reachability_bins
 from services.ooni_tools import classify_files, import_files
 from services.reanalyse import reanalyse
 from targets.catalogue import load_catalogue
@@ -159,6 +162,36 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--public-range", action="append", default=[], metavar="CIDR")
     a.add_argument("--fingerprints", action="append", default=[], metavar="PATH")
     a.add_argument("--json", action="store_true")
+    e = sub.add_parser(
+        "events", parents=[db], help="blocking and outage events over time",
+        formatter_class=fmt,
+        description="Group stored verdicts into events: what, where, from when to when, how.",
+        epilog=_examples(
+            "netvigil events",
+            "netvigil events --since 2026-11-01 --kind outage --json",
+            "netvigil events --target telegram.org",
+        ),
+    )
+    _window(e)
+    e.add_argument("--target", metavar="URL|HOST")
+    e.add_argument("--kind", choices=["blocking", "outage"])
+    e.add_argument("--json", action="store_true")
+
+    pl = sub.add_parser(
+        "plot", parents=[db], help="timeline and reachability plots (PNG or SVG)",
+        formatter_class=fmt,
+        epilog=_examples(
+            "netvigil plot timeline --out timeline.png",
+            "netvigil plot timeline --since 2026-11-01 --target x.com --out x.svg",
+            "netvigil plot reachability --out reach.png",
+        ),
+    )
+    pl.add_argument("kind", choices=["timeline", "reachability"])
+    pl.add_argument("--out", type=Path, required=True, metavar="FILE.png|FILE.svg")
+    _window(pl)
+    pl.add_argument("--target", metavar="URL|HOST")
+    pl.add_argument("--title")
+
     o = sub.add_parser(
         "ooni", parents=[db], help="classify or import OONI measurement files",
         formatter_class=fmt,
@@ -200,6 +233,11 @@ def _duration(text: str) -> float:
         return monitor.parse_duration(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _window(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--since", metavar="TIME", help="ISO 8601, UTC unless it says otherwise")
+    parser.add_argument("--until", metavar="TIME")
 
 
 def _networks(specs: Sequence[str]) -> tuple[Any, ...]:
@@ -460,6 +498,51 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    with Store(args.db) as store:
+        try:
+            found = find_events(store, args.since, args.until, args.target, args.kind)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps([e.to_dict() for e in found], indent=2))
+        return 0
+    table = Table(title=f"{len(found)} events")
+    for col in ("id", "kind", "targets", "network", "start (UTC)", "end (UTC)", "how",
+                "pattern", "confidence"):
+        table.add_column(col, overflow="fold")
+    for ev in found:
+        network = " ".join(x for x in (ev.asn, ev.country) if x) or ", ".join(ev.vantage_points)
+        pattern = f"{ev.pattern} {ev.window}" if ev.window else ev.pattern
+        table.add_row(ev.id, ev.kind, "\n".join(ev.targets), network, ev.start[:16],
+                      (ev.end or "ongoing")[:16], ", ".join(ev.outcomes or ev.techniques),
+                      pattern, f"{ev.confidence:.2f}")
+    out.print(table)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    if args.out.suffix.lower() not in (".png", ".svg"):
+        raise UsageError(f"--out {args.out}: use a .png or .svg file name")
+    from analysis.plots import plot_reachability, plot_timeline
+
+    with Store(args.db) as store:
+        try:
+            if args.kind == "timeline":
+                points = event_points(store, args.since, args.until, args.target)
+                found = find_events(store, args.since, args.until, args.target)
+                written = plot_timeline(points, found, args.out, args.title)
+            else:
+                written = plot_reachability(reachability_bins(store, args.since, args.until),
+                                            args.out)
+        except ImportError:
+            raise UsageError("plots need matplotlib: pip install 'netvigil[plot]'") from None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    err.print(f"wrote {written}")
+    return 0
+
+
 def cmd_ooni(args: argparse.Namespace) -> int:
     fingerprints = _fingerprints(args.fingerprints)
     if args.action == "import":
@@ -510,6 +593,7 @@ def cmd_helper(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "targets": cmd_targets,
+            "events": cmd_events, "plot": cmd_plot,
             "measurements": cmd_measurements, "export": cmd_export, "analyze": cmd_analyze,
             "ooni": cmd_ooni, "helper": cmd_helper}
 

@@ -217,3 +217,30 @@ def test_ooni_classify_and_import_real_files(env, capsys):
     with Store(db) as store:
         assert len(store.measurements()) == len(files)
         assert "probe_ip" not in json.dumps(store.runs())
+
+
+def test_events_and_plots_on_imported_ooni_data(env, capsys):
+    from tests.conftest import CORPUS
+
+    wc05 = CORPUS / "ooni" / "wc05_qa"
+    if not wc05.is_dir():
+        pytest.skip(f"OONI corpus not present at {wc05}")
+    db = str(env / "wc.db")
+    fingerprints = str(CORPUS / "fingerprints")
+    assert cli.main(["ooni", "import", str(wc05), "--db", db, "--fingerprints", fingerprints,
+                     "--json"]) == 0
+    capsys.readouterr()
+    assert cli.main(["events", "--db", db, "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found and all(e["kind"] == "blocking" and e["asn"] == "AS137" for e in found)
+    # a single confirmed measurement is enough for an event; unconfirmed singles are not
+    assert all(e["measurements"] >= 2 or e["confidence"] >= 0.99 for e in found)
+    assert cli.main(["events", "--db", db, "--kind", "outage", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == []
+    png, svg = env / "t.png", env / "t.svg"
+    assert cli.main(["plot", "timeline", "--db", db, "--out", str(png)]) == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert cli.main(["plot", "timeline", "--db", db, "--out", str(svg)]) == 0
+    assert "AS137" in svg.read_text()
+    assert cli.main(["plot", "reachability", "--db", db, "--out", str(env / "r.png")]) == 0
+    assert cli.main(["plot", "timeline", "--db", db, "--out", str(env / "t.gif")]) == 2
