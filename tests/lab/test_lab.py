@@ -7,7 +7,9 @@ verdict of every target, including the clean ones that must stay `ok`.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -234,3 +236,60 @@ def test_lab_leaves_nothing_behind(lab: Lab) -> None:
     assert not [name for name in other.namespaces if name in listed]
     assert not (Path("/etc/netns") / other.client).exists() and not other.tmp.exists()
     assert all(proc.poll() is not None for proc in procs)
+
+
+# --- events over a sequence of scenarios ---------------------------------------------------
+
+
+def test_sequence_gives_one_blocking_and_one_outage_event(net: Lab) -> None:
+    """clean, TCP reset, clean, shutdown, clean, local outage, clean: in one database, exactly
+    one blocking event (web2, tcp) and one outage event, with their spans.
+
+    Each censored phase is measured twice, as a monitor measuring every few minutes would: the
+    event policy wants consistent evidence (two measurements, or one confirmed), so a single
+    unconfirmed refusal is not an event.
+    """
+    db = net.tmp / "sequence.db"
+    targets = [OK_HTTP, WEB2_HTTP, OK_HTTPS, "http://fast1.lab.test/"]
+    reset_rule = ["-A", "FORWARD", "-d", WEB2, "-p", "tcp", "-j", "REJECT", "--reject-with",
+                  "tcp-reset"]
+    phases: list[tuple[str, Any]] = [
+        ("clean", None), ("reset", lambda: net.censor(reset_rule)), ("clean", None),
+        ("shutdown", lambda: net.censor(["-A", "FORWARD", "-j", "DROP"])), ("clean", None),
+        ("local", net.link_down), ("clean", None),
+    ]
+    runs: list[tuple[str, dict[str, Any]]] = []
+    for name, apply in phases:
+        net.reset()
+        if apply is not None:
+            apply()
+        for _ in range(1 if name == "clean" else 2):
+            runs.append((name, net.run_probe(targets, "--db", str(db))))
+    net.reset()
+    networks = [r["run"]["network"] for _, r in runs]
+    assert networks == ["ok", "ok", "ok", "ok", "upstream_unreachable", "upstream_unreachable",
+                        "ok", "local_failure", "local_failure", "ok"]
+    netvigil = str(Path(sys.executable).parent / "netvigil")
+    events = json.loads(subprocess.run([netvigil, "events", "--db", str(db), "--json"],
+                                       capture_output=True, text=True, check=True).stdout)
+    kinds = sorted(e["kind"] for e in events)
+    assert kinds == ["blocking", "outage"], events
+    blocking = next(e for e in events if e["kind"] == "blocking")
+    outage = next(e for e in events if e["kind"] == "outage")
+
+    def started(phase: str, target: str | None = None) -> list[str]:
+        return [m["started"] for name, r in runs if name == phase for m in r["measurements"]
+                if target is None or m["target"] == target]
+
+    assert blocking["targets"] == [WEB2_HTTP] and blocking["techniques"] == ["tcp"]
+    reset_times = started("reset", WEB2_HTTP)
+    assert (blocking["start"], blocking["end"]) == (reset_times[0], reset_times[-1])
+    clean_after = [m["started"] for r in (runs[3][1],) for m in r["measurements"]
+                   if m["target"] == WEB2_HTTP]
+    assert blocking["first_clean"] == clean_after[0]
+    shutdown = sorted(started("shutdown"))
+    assert shutdown[0] <= outage["start"] <= outage["end"] <= shutdown[-1]
+    assert outage["first_clean"] is not None and outage["first_clean"] > shutdown[-1]
+    # the local outage is a gap: it opens no event and ends none
+    local = started("local")
+    assert not any(e["start"] <= t <= (e["end"] or t) for e in events for t in local)
