@@ -192,6 +192,23 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--target", metavar="URL|HOST")
     pl.add_argument("--title")
 
+    rp = sub.add_parser(
+        "report", parents=[db], formatter_class=fmt,
+        help="write an evidence report for lawyers (HTML or PDF)",
+        description="An expert-report layout: findings with what, where, when, how, how sure, "
+                    "the controls that rule out a local fault, and exhibits with record hashes.",
+        epilog=_examples(
+            "netvigil report --since 2026-11-01 --until 2026-11-30 --out case.pdf",
+            "netvigil report --event 3f2a9c0d1e4b5a67 --out event.html --redact-vantage",
+        ),
+    )
+    rp.add_argument("--event", metavar="ID", help="one event (see netvigil events)")
+    _window(rp)
+    rp.add_argument("--out", type=Path, required=True, metavar="FILE.html|FILE.pdf")
+    rp.add_argument("--redact-vantage", action="store_true",
+                    help="leave out the vantage point's network (ASN, ISP, resolver addresses)")
+    rp.add_argument("--lang", default="en", help="report language (a catalogue in analysis/locale)")
+
     o = sub.add_parser(
         "ooni", parents=[db], help="classify or import OONI measurement files",
         formatter_class=fmt,
@@ -543,6 +560,20 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from services.report import ReportError, ReportOptions, write_report
+
+    try:
+        with Store(args.db) as store:
+            path = write_report(store, args.out, ReportOptions(
+                event=args.event, since=args.since, until=args.until,
+                redact_vantage=args.redact_vantage, lang=args.lang))
+    except ReportError as exc:
+        raise UsageError(str(exc)) from None
+    err.print(f"wrote {path}")
+    return 0
+
+
 def cmd_ooni(args: argparse.Namespace) -> int:
     fingerprints = _fingerprints(args.fingerprints)
     if args.action == "import":
@@ -593,7 +624,7 @@ def cmd_helper(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "targets": cmd_targets,
-            "events": cmd_events, "plot": cmd_plot,
+            "events": cmd_events, "plot": cmd_plot, "report": cmd_report,
             "measurements": cmd_measurements, "export": cmd_export, "analyze": cmd_analyze,
             "ooni": cmd_ooni, "helper": cmd_helper}
 
