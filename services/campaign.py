@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
 import platform
 import sys
 from collections.abc import Callable, Sequence
@@ -99,14 +100,28 @@ class CampaignResult:
 
 
 def vantage() -> dict[str, Any]:
-    """What we say about the vantage point: software only. Never the public address."""
+    """What we say about the vantage point: software and time zone. Never the public address."""
     return {
         "tool": "netvigil",
         "version": VERSION,
         "python": platform.python_version(),
         "os": sys.platform,
         "machine": platform.machine(),
+        # Reports give times in UTC and in the vantage point's local time, as a court needs.
+        "timezone": local_timezone(),
     }
+
+
+def local_timezone() -> str | None:
+    """The IANA name of this machine's time zone ($TZ, else the /etc/localtime link), if known."""
+    name = os.environ.get("TZ", "").lstrip(":")
+    if not name:
+        try:
+            link = os.readlink("/etc/localtime")
+        except OSError:
+            return None
+        name = link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else ""
+    return name or None
 
 
 def _config_record(options: CampaignOptions) -> dict[str, Any]:
