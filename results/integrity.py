@@ -55,11 +55,15 @@ def load_certificate(conn: sqlite3.Connection, sha256: str) -> bytes:
     return bytes(row[0])
 
 
-def verify_chain(conn: sqlite3.Connection) -> list[int]:
-    """Ids of records that do not hold, oldest first; [] means intact (see Store.verify_chain)."""
+def verify_chain(conn: sqlite3.Connection, anchor: str = GENESIS) -> list[int]:
+    """Ids of records that do not hold, oldest first; [] means intact (see Store.verify_chain).
+
+    `anchor` is the hash the first record links to: GENESIS for a whole database, the previous
+    record's hash for a slice of one (an evidence bundle of some runs).
+    """
     bad: set[int] = set()
     referrers: dict[tuple[str, str], list[int]] = {}
-    expected_prev = GENESIS
+    expected_prev = anchor
     cursor = conn.execute(
         "SELECT id, run_id, kind, created, canonical, sha256, prev_sha256 FROM records ORDER BY id"
     )

@@ -15,9 +15,14 @@ Tables (see DESIGN.md, "Storage"):
     controls       which raw `control` record holds the test helper's view of a measurement
     dns_queries, dns_answers, tcp_connects, tls_handshakes, http_requests
                    one row per observation, derived from the raw record when it is stored
+    keys           the probe's Ed25519 public keys, current and retired (results.signing)
+    signatures     one signature per finished run over its chain head (results.signing)
+    clock          the clock's state at each run, also a `clock` record in the chain
+    custody        the chain-of-custody log, hash-chained like records (results.custody)
 
-Raw tables (records, bodies, certificates) refuse UPDATE and DELETE through triggers; everything
-else is derived from them and may be recomputed.
+Raw tables (records, bodies, certificates, signatures, clock, custody) refuse UPDATE and DELETE
+through triggers; keys may only be retired, never changed or removed. Everything else is derived
+from the raw tables and may be recomputed.
 """
 
 from __future__ import annotations
@@ -229,8 +234,80 @@ def _v2(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+_V3 = [
+    """
+    CREATE TABLE keys (
+        key_id TEXT PRIMARY KEY,            -- hex SHA-256 of the raw public key, first 32 digits
+        public_key TEXT NOT NULL UNIQUE,    -- raw 32-byte Ed25519 public key, base64
+        created TEXT NOT NULL,              -- ISO 8601 UTC
+        retired TEXT                        -- NULL while the probe still signs with it
+    )
+    """,
+    """
+    CREATE TABLE signatures (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        head_sha256 TEXT NOT NULL,          -- sha256 of the run's last record (its run_end)
+        key_id TEXT NOT NULL REFERENCES keys (key_id),
+        signature TEXT NOT NULL,            -- Ed25519 over the message in results.signing, base64
+        created TEXT NOT NULL
+    )
+    """,
+    "CREATE INDEX signatures_run ON signatures (run_id)",
+    """
+    CREATE TABLE clock (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        record_id INTEGER NOT NULL UNIQUE REFERENCES records (id),  -- the chained `clock` record
+        source TEXT NOT NULL,               -- chrony | systemd-timesyncd | kernel | system, ...
+        synchronised INTEGER,               -- NULL: unknown
+        offset_s REAL,                      -- system clock minus reference time; NULL: unknown
+        checked TEXT NOT NULL               -- when the state was read (ISO 8601 UTC)
+    )
+    """,
+    "CREATE INDEX clock_run ON clock (run_id)",
+    """
+    CREATE TABLE custody (
+        id INTEGER PRIMARY KEY,
+        time TEXT NOT NULL,
+        action TEXT NOT NULL,               -- collection, export, import, analysis, report, verify
+        tool_version TEXT NOT NULL,
+        details TEXT NOT NULL,              -- RFC 8785 JSON
+        hashes TEXT NOT NULL,               -- RFC 8785 JSON: {name: sha256}
+        prev_sha256 TEXT NOT NULL UNIQUE,
+        sha256 TEXT NOT NULL UNIQUE         -- sha256(prev_sha256 || "\\n" || canonical entry)
+    )
+    """,
+    # A key may be retired once; nothing else about it may change, and it is never removed, so
+    # the signatures it made stay verifiable.
+    """
+    CREATE TRIGGER keys_only_retire BEFORE UPDATE ON keys
+    WHEN OLD.retired IS NOT NULL OR NEW.retired IS NULL OR NEW.key_id IS NOT OLD.key_id
+        OR NEW.public_key IS NOT OLD.public_key OR NEW.created IS NOT OLD.created
+    BEGIN
+        SELECT RAISE(ABORT, 'keys can only be retired: UPDATE is not allowed');
+    END
+    """,
+    """
+    CREATE TRIGGER keys_no_delete BEFORE DELETE ON keys
+    BEGIN
+        SELECT RAISE(ABORT, 'keys are kept for verification: DELETE is not allowed');
+    END
+    """,
+]
+
+
+def _v3(conn: sqlite3.Connection) -> None:
+    """Evidence: signing keys, run signatures, the clock's state, the custody log."""
+    for statement in _V3:
+        conn.execute(statement)
+    for table in ("signatures", "clock", "custody"):
+        for statement in _append_only_triggers(table):
+            conn.execute(statement)
+
+
 #: MIGRATIONS[i] upgrades a database from version i to version i + 1.
-MIGRATIONS: list[Migration] = [_v1, _v2]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -16,13 +16,20 @@ The probe's public address is never stored: a vantage dict naming it is refused.
         mid = store.add_measurement(run_id, measurement)
         store.set_verdict(mid, verdict.to_dict())
         store.finish_run(run_id, "ok", {"counts": {...}})
+
+Evidence (v3): `finish_run` signs the run's chain head with the probe's key
+(`results.signing`, keys from `keys=` or $NETVIGIL_KEYS or the user's data directory) and logs
+a `collection` entry in the custody log (`results.custody`); `record_clock` chains the clock's
+state with the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import sqlite3
+import warnings
 import zlib
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,7 +40,7 @@ from typing import Any
 import sqlite_utils
 
 from probes.observations import Measurement, utc_now
-from results import integrity
+from results import custody, integrity, signing
 from results import rows as R
 from results.canonical import GENESIS, canonical_json, chain_hash
 from results.integrity import IntegrityError
@@ -56,8 +63,10 @@ _PAGE = 500  # rows per query when streaming
 class Store:
     """One netvigil database. Open it, write runs and measurements, read them back."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, keys: signing.KeyStore | str | Path | None = None) -> None:
         self.path = Path(path)
+        # Where the signing key lives; nothing is read or made until a run finishes.
+        self.keys = keys if isinstance(keys, signing.KeyStore) else signing.KeyStore(keys)
         if str(path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: no implicit transactions; every write below says where its
@@ -93,6 +102,10 @@ class Store:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    def transaction(self) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+        """A write transaction on the store's connection (for results.signing and custody)."""
+        return self._write()
 
     @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
@@ -193,6 +206,7 @@ class Store:
         if status not in END_STATUSES:
             raise ValueError(f"status must be one of {END_STATUSES}, not {status!r}")
         finished = utc_now()
+        signer = self._signer()  # file I/O: before the write lock is taken
         with self._write() as conn:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None:
@@ -203,9 +217,50 @@ class Store:
                 "UPDATE runs SET finished = ?, network = ?, summary = ?, status = ? WHERE id = ?",
                 (finished, network, _json(summary), status, run_id),
             )
-            self._append(conn, "run_end", run_id, {
+            end = self._append(conn, "run_end", run_id, {
                 "finished": finished, "network": network, "summary": summary, "status": status,
             })
+            head = conn.execute("SELECT sha256 FROM records WHERE id = ?", (end,)).fetchone()[0]
+            if signer is not None:
+                signing.sign_run(conn, self.keys, signer, run_id, head)
+            custody.append(conn, "collection", {
+                "run_id": run_id, "status": status, "key_id": signer.key_id if signer else None,
+            }, {"head": head})
+
+    def record_clock(self, run_id: int, state: Mapping[str, Any]) -> int:
+        """Keep the clock's state (`services.evidence.clock_state`) with a running run: as a
+        `clock` record in the chain, so the run's signature covers it, and as a clock row."""
+        _check_vantage(state, "clock")  # e.g. an NTP server's address could point at the probe
+        source = state.get("source")
+        if not isinstance(source, str) or not source:
+            raise ValueError("a clock state needs a 'source'")
+        state = {**state, "checked": state.get("checked") or utc_now()}
+        offset, synced = state.get("offset_s"), state.get("synchronised")
+        with self._write() as conn:
+            row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row[0] != "running":
+                # After run_end the run's signed head would no longer be its last record.
+                raise ValueError(f"run {run_id} is not running")
+            record_id = self._append(conn, "clock", run_id, {"clock": state})
+            return _insert(conn, "clock", {
+                "run_id": run_id, "record_id": record_id, "source": source,
+                "synchronised": None if synced is None else int(bool(synced)),
+                "offset_s": None if offset is None else float(offset),
+                "checked": state["checked"],
+            })
+
+    def _signer(self) -> signing.Signer | None:
+        """The probe's signing key (made on first use); None, with a warning, if unusable.
+
+        Read afresh for every run, so a key rotated by another process is used at once. A run
+        is never lost for want of a key: it is stored unsigned, and `verify` reports it.
+        """
+        try:
+            return self.keys.current()
+        except (OSError, ValueError, KeyError) as exc:
+            warnings.warn(f"this run will not be signed: no usable key in "
+                          f"{self.keys.directory}: {exc}", stacklevel=3)
+            return None
 
     def _append(
         self, conn: sqlite3.Connection, kind: str, run_id: int, payload: dict[str, Any]

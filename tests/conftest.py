@@ -99,3 +99,14 @@ def _loopback_only(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
     yield
     if violations:
         pytest.fail(f"test tried to reach beyond loopback: {violations[:5]}")
+
+
+@pytest.fixture(autouse=True)
+def _private_user_dirs(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch):
+    """Signing keys, accepted notices and default databases go to a temporary folder, never to
+    the home directory of whoever runs the tests."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("NETVIGIL_KEYS", str(home / "keys"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    yield

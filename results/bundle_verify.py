@@ -1,0 +1,294 @@
+"""Check an evidence bundle on its own, without the database it came from.
+
+`verify_bundle` reads the zip (`results.evidence` writes it), checks every file against the BagIt
+manifests (what `sha256sum -c` does), loads the records, blobs, keys, signatures, clock states
+and custody log into an in-memory database with netvigil's schema, and runs on it the very raw
+checks `results.verify` runs on a database: the record chain from the slice's anchor, every blob,
+signature, clock record and custody entry. Each problem names the file and, where there is one,
+the record (by id and line), run or measurement.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sqlite3
+import zipfile
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from results import custody, signing
+from results.canonical import sha256_hex
+from results.schema import migrate
+from results.verify import Places, Problem, Report, check_raw
+
+MANIFEST, TAGMANIFEST = "manifest-sha256.txt", "tagmanifest-sha256.txt"
+BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
+_HEX64 = re.compile(r"[0-9a-f]{64}")
+_LINE = re.compile(r"([0-9a-f]{64})  (\S+)")
+
+# The rows of each data file: column -> the JSON types it may hold (None: null allowed).
+RECORD = {"id": (int,), "run_id": (int, None), "kind": (str,), "created": (str,),
+          "canonical": (str,), "sha256": (str,), "prev_sha256": (str,)}
+KEY = {"key_id": (str,), "public_key": (str,), "algorithm": (str,), "created": (str,),
+       "retired": (str, None)}
+SIGNATURE = {"id": (int,), "run_id": (int,), "head_sha256": (str,), "key_id": (str,),
+             "signature": (str,), "created": (str,)}
+CLOCK = {"id": (int,), "run_id": (int,), "record_id": (int,), "source": (str,),
+         "synchronised": (int, None), "offset_s": (float, int, None), "checked": (str,)}
+CUSTODY = {name: ((int,) if name == "id" else (str,)) for name in custody.COLUMNS}
+VERDICT = {"measurement_id": (int,), "run_id": (int,), "record_id": (int,),
+           "record_sha256": (str,), "target": (str,), "verdict": (str,),
+           "techniques": (list,), "outcomes": (list,), "confidence": (float, int),
+           "confirmed": (bool,), "reason": (str,), "details": (dict,)}
+# file -> (table, columns, one JSON value per line?)
+TABLES: dict[str, tuple[str, dict[str, tuple[Any, ...]], bool]] = {
+    "data/records.jsonl": ("records", RECORD, True),
+    "data/keys.json": ("keys", KEY, False),
+    "data/signatures.json": ("signatures", SIGNATURE, False),
+    "data/clock.json": ("clock", CLOCK, False),
+    "data/custody.jsonl": ("custody", CUSTODY, True),
+}
+
+
+def manifest_text(entries: dict[str, str]) -> bytes:
+    """A BagIt manifest that `sha256sum -c` also reads: "<sha256>  <path>" lines, sorted."""
+    return "".join(f"{digest}  {path}\n" for path, digest in sorted(entries.items())).encode()
+
+
+def verify_bundle(path: str | Path) -> Report:
+    """Check a bundle on its own: every file against the manifests, the record chain from its
+    anchor, every blob, signature, clock state, verdict link and the custody log."""
+    report = Report()
+    try:
+        zf = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        report.problems.append(Problem("bundle", f"not a readable zip: {exc}", str(path)))
+        return report
+    with zf:
+        files = _members(zf, report)
+    if files is None:
+        return report
+    try:
+        _check_files(files, report)
+        loaded = _load(files, report)
+        if loaded is not None:
+            conn, places, anchor = loaded
+            check_raw(conn, anchor, places, report)
+    except (sqlite3.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
+        # A verifier never crashes on what it is given, and never passes it either.
+        report.problems.append(Problem("bundle", f"could not be checked to the end "
+                                       f"({type(exc).__name__}: {exc})"))
+    report.counts["files"] = len(files)
+    return report
+
+
+def _members(zf: zipfile.ZipFile, report: Report) -> dict[str, bytes] | None:
+    """{path inside the bag: content}; None if the zip is not one bag."""
+    names = [n for n in zf.namelist() if not n.endswith("/")]
+    roots = {n.split("/", 1)[0] for n in names}
+    if len(roots) != 1 or any("/" not in n for n in names):
+        report.problems.append(Problem("bundle", "not one bag: the zip must hold one folder"))
+        return None
+    files: dict[str, bytes] = {}
+    for name in names:
+        rel = name.split("/", 1)[1]
+        if rel in files:
+            report.problems.append(Problem("file", "appears twice in the zip", rel))
+            continue
+        try:
+            files[rel] = zf.read(name)
+        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+            report.problems.append(Problem("file", f"unreadable: {exc}", rel))
+    return files
+
+
+def _check_files(files: dict[str, bytes], report: Report) -> None:
+    """Every file against the manifests (what `sha256sum -c` does), and the Payload-Oxum."""
+    if files.get("bagit.txt") != BAGIT_TXT:
+        report.problems.append(Problem("file", "missing, or not the BagIt declaration",
+                                       "bagit.txt"))
+    listed = {MANIFEST: _manifest(files, MANIFEST, report),
+              TAGMANIFEST: _manifest(files, TAGMANIFEST, report)}
+    for path, data in sorted(files.items()):
+        if path == TAGMANIFEST:
+            continue
+        name = MANIFEST if path.startswith("data/") else TAGMANIFEST
+        want = listed[name].get(path)
+        if want is None:
+            report.problems.append(Problem("file", f"not listed in {name}", path))
+        elif sha256_hex(data) != want:
+            report.problems.append(Problem(
+                "file", f"its SHA-256 is {sha256_hex(data)}, {name} says {want}", path))
+            if name == TAGMANIFEST:
+                # Nothing vouches for the tag manifest: its line may be what changed.
+                report.problems.append(Problem("file", f"its entry for {path} does not match "
+                                               "that file", TAGMANIFEST))
+    for name, entries in listed.items():
+        for path in entries:
+            if path not in files:
+                report.problems.append(Problem(f"entry {path}", "names a file the bundle "
+                                               "does not hold", name))
+    payload = [data for path, data in files.items() if path.startswith("data/")]
+    oxum = f"{sum(len(d) for d in payload)}.{len(payload)}"
+    if _bag_info(files).get("Payload-Oxum") != oxum:
+        report.problems.append(Problem("Payload-Oxum", f"differs from the payload ({oxum})",
+                                       "bag-info.txt"))
+
+
+def _manifest(files: dict[str, bytes], name: str, report: Report) -> dict[str, str]:
+    data = files.get(name)
+    if data is None:
+        report.problems.append(Problem("file", "missing", name))
+        return {}
+    entries: dict[str, str] = {}
+    bad = False
+    for n, line in enumerate(data.split(b"\n")[:-1] if data.endswith(b"\n") else
+                             data.split(b"\n"), 1):
+        match = _LINE.fullmatch(line.decode("utf-8", "replace"))
+        if match is None or match[2] in entries:
+            report.problems.append(Problem(f"line {n}", "is not '<sha256>  <path>' of a file "
+                                           "listed once", name))
+            bad = True
+            continue
+        entries[match[2]] = match[1]
+    # Written sorted, two spaces, one line each: any other text means it was edited.
+    if not bad and manifest_text(entries) != data:
+        report.problems.append(Problem("file", "not in the form netvigil writes it", name))
+    return entries
+
+
+def _bag_info(files: dict[str, bytes]) -> dict[str, str]:
+    info = {}
+    for line in files.get("bag-info.txt", b"").decode("utf-8", "replace").split("\n"):
+        key, sep, value = line.partition(": ")
+        if sep:
+            info[key] = value
+    return info
+
+
+def _load(files: dict[str, bytes], report: Report
+          ) -> tuple[sqlite3.Connection, Places, str] | None:
+    """The bundle's raw data in an in-memory database with netvigil's schema, so that the very
+    checks run on a database run on the bundle; each unreadable item is a problem."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(conn)
+    places = Places(bundle=True)
+    for path, (table, columns, jsonl) in TABLES.items():
+        if path not in files:
+            report.problems.append(Problem("file", "missing", path))
+            continue
+        expected_id = None
+        for n, item in _items(files[path], jsonl):
+            subject = f"line {n}"
+            why = item if isinstance(item, str) else _shape(item, columns)
+            if table == "records" and not why:
+                subject = f"record {item['id']} (line {n})"
+                places.record_lines[item["id"]] = n
+                if expected_id is not None and item["id"] != expected_id:
+                    why = f"its id should be {expected_id}: the records must be consecutive"
+                expected_id = item["id"] + 1
+            if table == "keys" and not why and item.pop("algorithm") != signing.ALGORITHM:
+                why = f"only {signing.ALGORITHM} keys are used"
+            if not why:
+                try:
+                    _insert(conn, table, item)
+                except sqlite3.Error as exc:
+                    why = f"cannot be loaded: {exc}"
+            if why:
+                report.problems.append(Problem(subject, why, path))
+    for path, data in files.items():
+        folder, _, name = path.rpartition("/")
+        if folder == "data/bodies" and _HEX64.fullmatch(name):
+            conn.execute("INSERT INTO bodies VALUES (?, ?, ?)",
+                         (name, len(data), zlib.compress(data, 1)))
+        elif folder == "data/certificates" and _HEX64.fullmatch(name.removesuffix(".der")):
+            conn.execute("INSERT INTO certificates VALUES (?, ?)", (name[:-4], data))
+        elif path.startswith("data/") and path not in TABLES and path != "data/verdicts.jsonl":
+            report.problems.append(Problem("file", "not a file netvigil writes", path))
+    ends = conn.execute("SELECT MIN(id), MAX(id) FROM records").fetchone()
+    if ends[0] is None:
+        report.problems.append(Problem("file", "holds no records", "data/records.jsonl"))
+        return None
+    anchor, head = (conn.execute(f"SELECT {col} FROM records WHERE id = ?", (rid,)).fetchone()[0]
+                    for col, rid in (("prev_sha256", ends[0]), ("sha256", ends[1])))
+    info = _bag_info(files)
+    for key, value in (("Netvigil-Chain-Anchor", anchor), ("Netvigil-Chain-Head", head)):
+        if info.get(key) != value:
+            report.problems.append(Problem(key, f"differs from the records ({value})",
+                                           "bag-info.txt"))
+    report.notices.append(f"records {ends[0]}-{ends[1]} verify from the anchor {anchor}"
+                          + (" (the database's first record)" if ends[0] == 1 else ""))
+    _check_verdict_links(conn, files.get("data/verdicts.jsonl"), report)
+    return conn, places, anchor
+
+
+def _items(data: bytes, jsonl: bool) -> Iterator[tuple[int, Any]]:
+    """(line number, parsed value or a str saying why not) of a JSONL file, or of a JSON array
+    written as netvigil writes it (one element per line), so a bad line is named."""
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    first = 1
+    if not jsonl:
+        if lines == [b"[]"]:
+            return
+        if len(lines) < 3 or lines[0] != b"[" or lines[-1] != b"]":
+            yield 1, "not a JSON array with one element per line"
+            return
+        lines, first = [ln.removesuffix(b",") if i < len(lines) - 3 and ln.endswith(b",")
+                        else ln for i, ln in enumerate(lines[1:-1])], 2
+    for n, line in enumerate(lines, first):
+        try:
+            yield n, json.loads(line.decode("utf-8"))
+        except ValueError as exc:
+            yield n, f"not JSON: {exc}"
+
+
+def _shape(item: Any, columns: dict[str, tuple[Any, ...]]) -> str | None:
+    if not isinstance(item, dict) or set(item) != set(columns):
+        return f"needs exactly the fields {', '.join(columns)}"
+    for name, types in columns.items():
+        value = item[name]
+        if not (value is None and None in types) and not isinstance(
+            value, tuple(t for t in types if t is not None)
+        ):
+            return f"{name} has the wrong type"
+    return None
+
+
+def _insert(conn: sqlite3.Connection, table: str, item: dict[str, Any]) -> None:
+    names = ", ".join(item)
+    conn.execute(f"INSERT INTO {table} ({names}) VALUES ({', '.join('?' for _ in item)})",
+                 tuple(item.values()))
+
+
+def _check_verdict_links(conn: sqlite3.Connection, data: bytes | None, report: Report) -> None:
+    """Each verdict names a measurement record of the bundle by id and hash, for its target."""
+    path = "data/verdicts.jsonl"
+    if data is None:
+        report.problems.append(Problem("file", "missing", path))
+        return
+    for n, item in _items(data, jsonl=True):
+        why = item if isinstance(item, str) else _shape(item, VERDICT)
+        if why:
+            report.problems.append(Problem(f"line {n}", why, path))
+            continue
+        row = conn.execute("SELECT run_id, kind, sha256, canonical FROM records WHERE id = ?",
+                           (item["record_id"],)).fetchone()
+        if (row is None or row[1] != "measurement"
+                or (row[0], row[2]) != (item["run_id"], item["record_sha256"])
+                or _target_url(row[3]) != item["target"]):
+            report.problems.append(Problem(
+                f"measurement {item['measurement_id']} (line {n})",
+                f"it does not name record {item['record_id']} of the bundle by its hash", path))
+
+
+
+def _target_url(text: str) -> Any:
+    try:
+        return json.loads(text)["measurement"]["target"]["url"]
+    except (ValueError, KeyError, TypeError):
+        return None
