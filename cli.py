@@ -192,6 +192,46 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("--target", metavar="URL|HOST")
     pl.add_argument("--title")
 
+    v = sub.add_parser(
+        "verify", parents=[db], formatter_class=fmt,
+        help="check every hash, link, signature and derived row of a database",
+        description="Exit 0 when everything holds; otherwise exit 1 and name what fails.",
+        epilog=_examples("netvigil verify", "netvigil verify --db lab.db --public-range "
+                         "198.18.0.0/15 --json"),
+    )
+    v.add_argument("--no-reclassify", action="store_true",
+                   help="do not judge the verdicts again (hashes, signatures and rows only)")
+    v.add_argument("--public-range", action="append", default=[], metavar="CIDR")
+    v.add_argument("--fingerprints", action="append", default=[], metavar="PATH")
+    v.add_argument("--json", action="store_true")
+
+    ev = sub.add_parser(
+        "evidence", parents=[db], formatter_class=fmt,
+        help="export an evidence bundle, or verify one without the database",
+        epilog=_examples(
+            "netvigil evidence export --since 2026-11-01 --until 2026-11-08 --out case.zip",
+            "netvigil evidence export --event 3f2a9c0d1e4b5a67 --out event.zip",
+            "netvigil evidence verify case.zip",
+            "netvigil evidence custody --json",
+        ),
+    )
+    ev.add_argument("action", choices=["export", "verify", "custody"])
+    ev.add_argument("bundle", nargs="?", type=Path, metavar="FILE.zip", help="for verify")
+    ev.add_argument("--out", type=Path, metavar="FILE.zip", help="for export")
+    ev.add_argument("--event", metavar="ID")
+    ev.add_argument("--run", type=int, action="append", metavar="N")
+    _window(ev)
+    ev.add_argument("--json", action="store_true")
+
+    k = sub.add_parser(
+        "key", parents=[db], formatter_class=fmt, help="show or rotate the signing key",
+        description="The key that signs each run carries no identity; publish its id so others "
+                    "can tell your signatures from a forger's.",
+        epilog=_examples("netvigil key show", "netvigil key rotate"),
+    )
+    k.add_argument("action", choices=["show", "rotate"])
+    k.add_argument("--json", action="store_true")
+
     rp = sub.add_parser(
         "report", parents=[db], formatter_class=fmt,
         help="write an evidence report for lawyers (HTML or PDF)",
@@ -560,6 +600,82 @@ def cmd_plot(args: argparse.Namespace) -> int:
     return 0
 
 
+def _print_report(report: Any, as_json: bool, what: str) -> int:
+    if as_json:
+        print(json.dumps(report.to_dict(), indent=2))
+    else:
+        for problem in report.problems:
+            out.print(f"[red]FAIL[/] {problem}", highlight=False, markup=True)
+        for notice in report.notices:
+            out.print(f"note: {notice}", highlight=False)
+        counts = ", ".join(f"{n} {k}" for k, n in report.counts.items())
+        verdict = "[green]all holds[/]" if report.ok else f"[red]{len(report.problems)} problems[/]"
+        out.print(f"{what}: {verdict} ({counts})")
+    return 0 if report.ok else 1
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from services.evidence import verify_database
+
+    with Store(args.db) as store:
+        report = verify_database(store, reclassify=not args.no_reclassify,
+                                 public_ranges=_networks(args.public_range),
+                                 fingerprints=_fingerprints(args.fingerprints))
+    return _print_report(report, args.json, str(args.db))
+
+
+def cmd_evidence(args: argparse.Namespace) -> int:
+    from services.evidence import check_bundle, custody_log, export_evidence
+
+    if args.action == "verify":
+        if args.bundle is None:
+            raise UsageError("evidence verify: give the bundle, e.g. netvigil evidence verify "
+                             "case.zip")
+        return _print_report(check_bundle(args.bundle), args.json, str(args.bundle))
+    with Store(args.db) as store:
+        if args.action == "custody":
+            entries = custody_log(store)
+            if args.json:
+                print(json.dumps(entries, indent=2, default=str))
+            else:
+                for e in entries:
+                    out.print(f"{e['time']}  {e['action']:10} {json.dumps(e['details'])}",
+                              highlight=False, markup=False)
+            return 0
+        if args.out is None:
+            raise UsageError("evidence export: --out FILE.zip is required")
+        measurement_ids = None
+        if args.event:
+            found = [e for e in find_events(store, args.since, args.until) if e.id == args.event]
+            if not found:
+                raise UsageError(f"--event {args.event}: no such event (see netvigil events)")
+            measurement_ids = list(found[0].measurement_ids)
+        try:
+            summary = export_evidence(store, args.out, run_ids=args.run, since=args.since,
+                                      until=args.until, measurement_ids=measurement_ids)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        err.print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_key(args: argparse.Namespace) -> int:
+    from services.evidence import current_key, rotate_key
+
+    with Store(args.db) as store:
+        info: dict[str, Any] = dict(rotate_key(store) if args.action == "rotate"
+                                    else current_key(store))
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        for key, value in info.items():
+            out.print(f"{key}: {value}", highlight=False)
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from services.report import ReportError, ReportOptions, write_report
 
@@ -625,6 +741,7 @@ def cmd_helper(args: argparse.Namespace) -> int:
 
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "targets": cmd_targets,
             "events": cmd_events, "plot": cmd_plot, "report": cmd_report,
+            "verify": cmd_verify, "evidence": cmd_evidence, "key": cmd_key,
             "measurements": cmd_measurements, "export": cmd_export, "analyze": cmd_analyze,
             "ooni": cmd_ooni, "helper": cmd_helper}
 

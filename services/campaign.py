@@ -22,6 +22,7 @@ from analysis.context import Context, reference_goodput
 from analysis.run_network import decide
 from analysis.verdict import LOCAL_FAILURE, NETWORK_OK, UPSTREAM_UNREACHABLE, Verdict
 from probes import netstate
+from probes.clock import clock_state
 from probes.config import ProbeConfig
 from probes.control import fetch_controls
 from probes.netstate import NetState
@@ -167,6 +168,8 @@ async def run(
     options = options or CampaignOptions()
     before = await _network(options)
     run_id = store.begin_run(vantage(), _config_record(options))
+    # Timestamps are the heart of a case: how this machine's clock was kept goes in the chain.
+    store.record_clock(run_id, await asyncio.to_thread(clock_state))
     started = utc_now()
     done: list[tuple[int, Measurement]] = []
     errors: list[str] = []

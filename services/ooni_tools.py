@@ -15,6 +15,7 @@ from analysis.classify import classify
 from analysis.context import Context
 from analysis.fingerprints import Fingerprints
 from analysis.ooni import OONIFormatError, OONIMeasurement, read_ooni_file
+from results import custody
 from results.store import Store
 
 _SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
@@ -95,4 +96,7 @@ def import_files(
     for run_id in runs.values():
         store.finish_run(run_id, "ok", {"imported": True})
     counts["runs"] = len(runs)
+    custody.log(store, "import", {"source": "ooni", "measurements": counts["measurements"],
+                                  "runs": counts["runs"], "errors": len(counts["errors"])},
+                {"chain_head": store.head()})
     return counts

@@ -9,10 +9,28 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from analysis.verdict import Verdict
+from results import custody
 from results.store import Store
 from services.campaign import CampaignOptions, analyse
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def judge_run(
+    store: Store, run_id: int, options: CampaignOptions
+) -> list[tuple[int, dict[str, Any], Verdict]]:
+    """(measurement id, stored verdict, fresh verdict) for every measurement of one run, judged
+    as the campaign judged it: the run's network state and the stored controls included."""
+    run = store.run(run_id) or {}
+    rows = list(store.iter_measurements(run_id))
+    controls = {}
+    for mid, m, _ in rows:
+        control = store.load_control(mid)
+        if control is not None:
+            controls[m.target.url] = control
+    verdicts = analyse([m for _, m, _ in rows], controls, run.get("network") or "ok", options)
+    return [(mid, old or {}, new) for (mid, _, old), new in zip(rows, verdicts, strict=True)]
 
 
 def reanalyse(
@@ -28,20 +46,15 @@ def reanalyse(
     for run in runs:
         if run is None:
             continue
-        rows = list(store.iter_measurements(run["id"]))
-        controls = {}
-        for mid, m, _ in rows:
-            control = store.load_control(mid)
-            if control is not None:
-                controls[m.target.url] = control
-        verdicts = analyse([m for _, m, _ in rows], controls, run["network"] or "ok", options)
-        for (mid, _, old), new in zip(rows, verdicts, strict=True):
+        for mid, old, new in judge_run(store, run["id"], options):
             data = new.to_dict()
-            if (old or {}).get("verdict") != data["verdict"] or sorted(
-                (old or {}).get("outcomes") or []
+            if old.get("verdict") != data["verdict"] or sorted(
+                old.get("outcomes") or []
             ) != sorted(data["outcomes"]):
                 counts["changed"] += 1
             store.set_verdict(mid, data)
             counts["measurements"] += 1
         counts["runs"] += 1
+    custody.log(store, "analysis", {"runs": counts["runs"], "changed": counts["changed"]},
+                {"chain_head": store.head()})
     return counts

@@ -31,6 +31,8 @@ from analysis.report_model import EventLike, Evidence, Integrity, Report, Report
 from analysis.report_plan import FindingPlan
 from analysis.report_text import iso_utc, parse_time
 from probes.observations import utc_now
+from results import custody
+from results.canonical import sha256_hex
 from results.store import Store
 from services.campaign import VERSION
 
@@ -210,4 +212,6 @@ def write_report(store: Store, out: Path, options: ReportOptions | None = None) 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    custody.log(store, "report", {"file": out.name, "format": fmt},
+                {"report": sha256_hex(data), "chain_head": store.head()})
     return out

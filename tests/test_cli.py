@@ -244,3 +244,38 @@ def test_events_and_plots_on_imported_ooni_data(env, capsys):
     assert "AS137" in svg.read_text()
     assert cli.main(["plot", "reachability", "--db", db, "--out", str(env / "r.png")]) == 0
     assert cli.main(["plot", "timeline", "--db", db, "--out", str(env / "t.gif")]) == 2
+
+
+def test_verify_evidence_and_key_commands(env, lab, capsys):
+    url = f"http://ok.test:{lab['web'].port}/"
+    assert cli.main(run_args(env, lab, url, extra=["--accept-risks"])) == 0
+    capsys.readouterr()
+    db = str(env / "nv.db")
+    assert cli.main(["verify", "--db", db]) == 0
+    assert "all holds" in capsys.readouterr().out
+    bundle = env / "case.zip"
+    assert cli.main(["evidence", "export", "--db", db, "--out", str(bundle)]) == 0
+    assert cli.main(["evidence", "verify", str(bundle), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["ok"] is True
+    assert cli.main(["key", "show", "--db", db, "--json"]) == 0
+    key_id = json.loads(capsys.readouterr().out)["key_id"]
+    assert cli.main(["key", "rotate", "--db", db, "--json"]) == 0
+    capsys.readouterr()
+    assert cli.main(["verify", "--db", db, "--json"]) == 0  # old runs still verify
+    assert key_id in capsys.readouterr().out
+    # one changed byte in a stored measurement is caught, and named
+    conn = sqlite3.connect(db)
+    conn.execute("DROP TRIGGER IF EXISTS records_no_update")  # a tamperer would, too
+    for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
+                                "AND tbl_name = 'records'").fetchall():
+        conn.execute(f"DROP TRIGGER {name}")
+    rid, text = conn.execute("SELECT id, canonical FROM records WHERE kind = 'measurement'"
+                             ).fetchone()
+    conn.execute("UPDATE records SET canonical = ? WHERE id = ?",
+                 (text.replace("ok.test", "ok.tesu", 1), rid))
+    conn.commit()
+    conn.close()
+    assert cli.main(["verify", "--db", db, "--json"]) == 1
+    problems = json.loads(capsys.readouterr().out)["problems"]
+    assert any(p["subject"] == f"record {rid}" for p in problems)
+    assert cli.main(["evidence", "verify"]) == 2

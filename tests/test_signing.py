@@ -14,18 +14,13 @@ from pathlib import Path
 
 import pytest
 
+from probes.clock import UNKNOWN_SOURCE, clock_state, parse_chrony, parse_timedatectl
 from results import signing
 from results.canonical import chain_hash
 from results.evidence import verify
 from results.signing import KeyStore, rotate_key, verify_signature
 from results.store import Store
-from services.evidence import (
-    UNKNOWN_SOURCE,
-    clock_state,
-    current_key,
-    parse_chrony,
-    parse_timedatectl,
-)
+from services.evidence import current_key
 from tests.test_store import CONFIG, VANTAGE, make_measurement
 
 CLOCK = {"source": "chrony", "synchronised": True, "offset_s": -0.0012, "max_error_s": 0.01}
