@@ -103,14 +103,14 @@ def _parse(body: bytes, items: list[dict[str, Any]]) -> tuple[list[Measurement],
 
 def _batch(
     session: requests.Session, url: str, items: list[dict[str, Any]], token: str | None,
-    timeout: float,
+    timeout: float, connect_timeout: float,
 ) -> tuple[list[Measurement], dict[str, str]]:
     headers = {"Content-Type": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
     # A helper that cannot be reached must cost seconds, not the whole budget that a large batch
     # may legitimately need: the helper says nothing until the batch is measured.
-    limits = (min(CONNECT_TIMEOUT, timeout), timeout)
+    limits = (min(connect_timeout, timeout), timeout)
     with session.post(url, data=json.dumps({"targets": items}), headers=headers,
                       timeout=limits, stream=True, allow_redirects=False) as response:
         if response.status_code != 200:
@@ -127,6 +127,7 @@ def fetch_controls(
     timeout: float = 120.0,
     batch_size: int = 50,
     ca_bundle: str | None = None,
+    connect_timeout: float = CONNECT_TIMEOUT,
 ) -> ControlResult:
     """Ask the helper to measure every target of `measurements`; never raises for its failures.
 
@@ -149,7 +150,7 @@ def fetch_controls(
         for start in range(0, len(measurements), max(1, batch_size)):
             items = [request_item(m) for m in measurements[start : start + max(1, batch_size)]]
             try:
-                got, why = _batch(session, url, items, token, timeout)
+                got, why = _batch(session, url, items, token, timeout, connect_timeout)
             except _HelperError as exc:
                 error = error or str(exc)
                 if exc.status in _BATCH_ERRORS:

@@ -245,7 +245,10 @@ async def _controls(
     if not options.helper_url or not measurements or status != "finished":
         return {}, "none", None
     result = await asyncio.to_thread(
-        fetch_controls, options.helper_url, measurements, token=options.helper_token
+        fetch_controls, options.helper_url, measurements, token=options.helper_token,
+        # Reaching the helper is a TCP connect like any other: in a shutdown it must not cost
+        # more than the probe's own connects did.
+        connect_timeout=options.config.timeouts.tcp,
     )
     if result.error:
         return result.controls, result.error, bool(result.controls)
