@@ -48,6 +48,18 @@ class UsageError(Exception):
     """Bad input from the user: printed as one line, exit status 2."""
 
 
+def _tsa_options(parser: argparse.ArgumentParser, when: str) -> None:
+    parser.add_argument("--tsa", metavar="URL",
+                        help=f"{when}send run heads not yet stamped to this RFC 3161 "
+                             "time-stamping authority (only a hash is sent; heads stay queued "
+                             "while it cannot be reached)")
+    parser.add_argument("--tsa-root", type=Path, metavar="PEMFILE",
+                        help="the authority's root certificate, when its answers carry only its "
+                             "own")
+    parser.add_argument("--tsa-timeout", type=float, default=10.0, metavar="S",
+                        help="seconds to wait for the authority (default 10)")
+
+
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -118,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_examples(
             "netvigil monitor --every 15m --jitter 2m --accept-risks",
             "netvigil monitor --every 1h --max-runs 24 --targets telegram signal",
+            "netvigil monitor --every 15m --tsa https://tsa.example/tsr --tsa-root root.pem",
         ),
     )
     mo.add_argument("--every", type=_duration, required=True, metavar="DURATION",
@@ -126,6 +139,7 @@ def _parser() -> argparse.ArgumentParser:
                     help="move each wait by up to +-DURATION at random (default: none)")
     mo.add_argument("--max-runs", type=int, metavar="N",
                     help="stop after N runs (default: until stopped)")
+    _tsa_options(mo, "after each run, ")
 
     t = sub.add_parser("targets", help="show the bundled catalogue", formatter_class=fmt,
                        epilog=_examples("netvigil targets list", "netvigil targets list --json"))
@@ -213,13 +227,15 @@ def _parser() -> argparse.ArgumentParser:
             "netvigil evidence export --event 3f2a9c0d1e4b5a67 --out event.zip",
             "netvigil evidence verify case.zip",
             "netvigil evidence custody --json",
+            "netvigil evidence timestamp --tsa https://tsa.example/tsr --tsa-root tsa-root.pem",
         ),
     )
-    ev.add_argument("action", choices=["export", "verify", "custody"])
+    ev.add_argument("action", choices=["export", "verify", "custody", "timestamp"])
     ev.add_argument("bundle", nargs="?", type=Path, metavar="FILE.zip", help="for verify")
     ev.add_argument("--out", type=Path, metavar="FILE.zip", help="for export")
     ev.add_argument("--event", metavar="ID")
     ev.add_argument("--run", type=int, action="append", metavar="N")
+    _tsa_options(ev, "for timestamp: ")
     _window(ev)
     ev.add_argument("--json", action="store_true")
 
@@ -452,9 +468,18 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _ensure_consent(args)
     stop = threading.Event()
+    after_run = None
+    if args.tsa:
+        from services.timestamps import stamp_pending
+
+        url, timeout, roots = args.tsa, args.tsa_timeout, _tsa_roots(args)
+
+        def after_run(store: Store) -> str:
+            return _stamp_line(stamp_pending(store, url, timeout=timeout, roots_pem=roots))
+
     restore = monitor.stop_on_signals(stop)
     try:
-        monitor.monitor(targets, args.db, options, schedule, stop=stop)
+        monitor.monitor(targets, args.db, options, schedule, stop=stop, after_run=after_run)
     finally:
         restore()
     return 0
@@ -633,6 +658,8 @@ def cmd_evidence(args: argparse.Namespace) -> int:
                              "case.zip")
         return _print_report(check_bundle(args.bundle), args.json, str(args.bundle))
     with Store(args.db) as store:
+        if args.action == "timestamp":
+            return _timestamp(store, args)
         if args.action == "custody":
             entries = custody_log(store)
             if args.json:
@@ -660,6 +687,43 @@ def cmd_evidence(args: argparse.Namespace) -> int:
     else:
         err.print(f"wrote {args.out}")
     return 0
+
+
+def _tsa_roots(args: argparse.Namespace) -> bytes | None:
+    """The --tsa-root file's certificates, checked before anything is sent."""
+    from cryptography import x509
+
+    if args.tsa_root is None:
+        return None
+    try:
+        pem = args.tsa_root.read_bytes()
+        x509.load_pem_x509_certificates(pem)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{args.tsa_root}: not a readable PEM certificate ({exc})") from None
+    return pem
+
+
+def _stamp_line(result: dict[str, Any]) -> str:
+    first = f"; first error: {result['errors'][0]['error']}" if result["errors"] else ""
+    return (f"timestamps: {result['stamped']} stamped, {result['pending']} waiting "
+            f"({result['unreachable']} unreachable, {result['failed']} refused or bad){first}")
+
+
+def _timestamp(store: Store, args: argparse.Namespace) -> int:
+    """Stamp pending run heads; exit 1 while any head is left waiting."""
+    from services.timestamps import stamp_pending
+
+    if not args.tsa:
+        raise UsageError("evidence timestamp: --tsa URL is required, e.g. netvigil evidence "
+                         "timestamp --tsa https://tsa.example/tsr")
+    result = stamp_pending(store, args.tsa, timeout=args.tsa_timeout, roots_pem=_tsa_roots(args))
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        for e in result["errors"]:
+            err.print(f"run {e['run_id']}: {e['error']}", highlight=False, markup=False)
+        out.print(_stamp_line(result), highlight=False, markup=False)
+    return 0 if result["pending"] == 0 else 1
 
 
 def cmd_key(args: argparse.Namespace) -> int:

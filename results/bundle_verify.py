@@ -38,6 +38,9 @@ SIGNATURE = {"id": (int,), "run_id": (int,), "head_sha256": (str,), "key_id": (s
              "signature": (str,), "created": (str,)}
 CLOCK = {"id": (int,), "run_id": (int,), "record_id": (int,), "source": (str,),
          "synchronised": (int, None), "offset_s": (float, int, None), "checked": (str,)}
+TIMESTAMP = {"id": (int,), "run_id": (int,), "head_sha256": (str,), "tsa_url": (str,),
+             "status": (str,), "token": (str,), "tsa_chain": (str,), "gen_time": (str,),
+             "attempts": (int,), "last_error": (str, None), "created": (str,)}
 CUSTODY = {name: ((int,) if name == "id" else (str,)) for name in custody.COLUMNS}
 VERDICT = {"measurement_id": (int,), "run_id": (int,), "record_id": (int,),
            "record_sha256": (str,), "target": (str,), "verdict": (str,),
@@ -50,7 +53,10 @@ TABLES: dict[str, tuple[str, dict[str, tuple[Any, ...]], bool]] = {
     "data/signatures.json": ("signatures", SIGNATURE, False),
     "data/clock.json": ("clock", CLOCK, False),
     "data/custody.jsonl": ("custody", CUSTODY, True),
+    "data/timestamps.json": ("timestamps", TIMESTAMP, False),
 }
+# Files that bundles written before they existed do not have.
+OPTIONAL = ("data/timestamps.json",)
 
 
 def manifest_text(entries: dict[str, str]) -> bytes:
@@ -178,7 +184,8 @@ def _load(files: dict[str, bytes], report: Report
     places = Places(bundle=True)
     for path, (table, columns, jsonl) in TABLES.items():
         if path not in files:
-            report.problems.append(Problem("file", "missing", path))
+            if path not in OPTIONAL:
+                report.problems.append(Problem("file", "missing", path))
             continue
         expected_id = None
         for n, item in _items(files[path], jsonl):

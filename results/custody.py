@@ -1,7 +1,7 @@
 """The chain-of-custody log: who did what to the evidence, when, with which tool and hashes.
 
-Each entry (collection, export, import, analysis, report, verify) is stored like a raw record:
-its canonical form is the RFC 8785 JSON of
+Each entry (collection, export, import, analysis, report, verify, timestamp) is stored like a
+raw record: its canonical form is the RFC 8785 JSON of
 
     {"action", "details", "hashes", "time", "tool_version"}
 
@@ -27,7 +27,7 @@ from results.canonical import GENESIS, canonical_json, chain_hash
 if TYPE_CHECKING:
     from results.store import Store
 
-ACTIONS = ("collection", "export", "import", "analysis", "report", "verify")
+ACTIONS = ("collection", "export", "import", "analysis", "report", "verify", "timestamp")
 COLUMNS = ("id", "time", "action", "tool_version", "details", "hashes", "prev_sha256", "sha256")
 
 

@@ -38,6 +38,7 @@ from results.bundle_verify import (
     RECORD,
     SIGNATURE,
     TAGMANIFEST,
+    TIMESTAMP,
     manifest_text,
     verify_bundle,
 )
@@ -231,6 +232,9 @@ def _write_payload(store: Store, bag: _BagWriter, first: int, last: int) -> dict
     bag.add("data/signatures.json", _json_list(_dicts(conn, (
         f"SELECT {', '.join(SIGNATURE)} FROM signatures WHERE head_sha256 IN ({in_slice}) "
         "ORDER BY id"), (first, last))))
+    bag.add("data/timestamps.json", _json_list(_dicts(conn, (
+        f"SELECT {', '.join(TIMESTAMP)} FROM timestamps WHERE status = 'stamped' AND "
+        f"head_sha256 IN ({in_slice}) ORDER BY id"), (first, last))))
     bag.add("data/clock.json", _json_list(_dicts(conn, (
         f"SELECT {', '.join(CLOCK)} FROM clock WHERE record_id BETWEEN ? AND ? ORDER BY id"),
         (first, last))))
@@ -292,6 +296,9 @@ Files (a BagIt bag, RFC 8493)
                          the SHA-256 of the raw public key.
   data/signatures.json   per run: the signature of its chain head (the sha256 of its run_end).
   data/clock.json        the computer's clock state at each run (source, synchronised, offset).
+  data/timestamps.json   RFC 3161 timestamps of run heads, if the probe could reach a
+                         time-stamping authority: `token` is its DER TimeStampResp (base64),
+                         `tsa_chain` its certificates (PEM, its own first, its root last).
   data/verdicts.jsonl    verdicts (derived data: they can be recomputed from the records).
   data/custody.jsonl     the custody log: collection, export, analysis, ... of these data.
 
@@ -357,8 +364,16 @@ Step 4: the custody log
 With netvigil installed, `netvigil evidence check <bundle.zip>` does all of the above and more
 (blob references, clock records, verdict links) and names any file or record that fails.
 
-Limits: times come from the probe's own clock (see data/clock.json); there is no third-party
-timestamp (RFC 3161) in this bundle.
+Step 5: the timestamps (if data/timestamps.json is not empty)
+  Each token stamps the SHA-256 of the same message the probe signed (step 3). Save the token
+  decoded from base64 as t.tsr, tsa_chain as chain.pem, the message with
+      printf 'netvigil run head v1\\n%s' <head_sha256> > m.txt
+  and check with OpenSSL:
+      openssl ts -verify -in t.tsr -data m.txt -CAfile chain.pem
+  Compare the root certificate's SHA-256 with the one the authority publishes.
+
+Limits: times come from the probe's own clock (see data/clock.json), except the times in the
+timestamps, which come from the authority; runs without a timestamp have only the former.
 """
 
 

@@ -19,9 +19,11 @@ Tables (see DESIGN.md, "Storage"):
     signatures     one signature per finished run over its chain head (results.signing)
     clock          the clock's state at each run, also a `clock` record in the chain
     custody        the chain-of-custody log, hash-chained like records (results.custody)
+    timestamps     RFC 3161 timestamps of run chain heads, queued until stamped (results.timestamps)
 
 Raw tables (records, bodies, certificates, signatures, clock, custody) refuse UPDATE and DELETE
-through triggers; keys may only be retired, never changed or removed. Everything else is derived
+through triggers; keys may only be retired, never changed or removed; a stamped timestamp
+never changes. Everything else is derived
 from the raw tables and may be recomputed.
 """
 
@@ -306,8 +308,49 @@ def _v3(conn: sqlite3.Connection) -> None:
             conn.execute(statement)
 
 
+_V4 = [
+    """
+    CREATE TABLE timestamps (
+        id INTEGER PRIMARY KEY,
+        run_id INTEGER NOT NULL REFERENCES runs (id),
+        head_sha256 TEXT NOT NULL,          -- the run's chain head (sha256 of its run_end)
+        tsa_url TEXT NOT NULL,              -- the authority last asked
+        status TEXT NOT NULL CHECK (status IN ('queued', 'stamped', 'failed')),
+        token TEXT,                         -- base64 DER TimeStampResp; NULL until stamped
+        tsa_chain TEXT,                     -- PEM, the authority's certificate first, up to a root
+        gen_time TEXT,                      -- the token's time (ISO 8601 UTC)
+        attempts INTEGER NOT NULL DEFAULT 0,
+        last_error TEXT,
+        created TEXT NOT NULL,              -- when the head was queued
+        UNIQUE (run_id, head_sha256)
+    )
+    """,
+    # Queued rows are updated as they are tried; a stamp, once there, is raw evidence.
+    """
+    CREATE TRIGGER timestamps_stamped_no_update BEFORE UPDATE ON timestamps
+    WHEN OLD.status = 'stamped'
+    BEGIN
+        SELECT RAISE(ABORT, 'stamped timestamps are append-only: UPDATE is not allowed');
+    END
+    """,
+    """
+    CREATE TRIGGER timestamps_stamped_no_delete BEFORE DELETE ON timestamps
+    WHEN OLD.status = 'stamped'
+    BEGIN
+        SELECT RAISE(ABORT, 'stamped timestamps are append-only: DELETE is not allowed');
+    END
+    """,
+]
+
+
+def _v4(conn: sqlite3.Connection) -> None:
+    """RFC 3161 timestamps of run chain heads."""
+    for statement in _V4:
+        conn.execute(statement)
+
+
 #: MIGRATIONS[i] upgrades a database from version i to version i + 1.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

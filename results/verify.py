@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from results import custody, integrity, signing
+from results import custody, integrity, signing, timestamps
 from results import rows as R
 from results.canonical import GENESIS, chain_hash
 from results.store import Store
@@ -83,6 +83,7 @@ class Places:
         "key": "data/keys.json", "signature": "data/signatures.json",
         "run": "data/signatures.json", "custody": "data/custody.jsonl",
         "clock": "data/clock.json", "records": "data/records.jsonl",
+        "timestamp": "data/timestamps.json",
     }
 
     def record(self, rid: int) -> tuple[str, str | None]:
@@ -142,11 +143,15 @@ def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Rep
     found, notices = signing.check(conn)
     report.problems.extend(Problem(s, w, places.file(kind)) for kind, s, w in found)
     report.notices.extend(notices)
+    found, notices = timestamps.check(conn)
+    report.problems.extend(Problem(s, w, places.file(kind)) for kind, s, w in found)
+    report.notices.extend(notices)
     report.problems.extend(Problem(s, w, places.file("custody")) for s, w in custody.check(conn))
     _check_clock(conn, places, report)
     report.counts.update({
         name: conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
-        for name in ("records", "bodies", "certificates", "signatures", "keys", "custody")
+        for name in ("records", "bodies", "certificates", "signatures", "keys", "custody",
+                     "timestamps")
     })
 
 

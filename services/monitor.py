@@ -47,6 +47,9 @@ from services.campaign import CampaignOptions, CampaignResult, Progress
 from targets.model import Target
 
 Log = Callable[[str], None]
+#: Work done with the run's store after each completed run (e.g. RFC 3161 stamping); returns a
+#: line for the log, or None.
+AfterRun = Callable[[Store], str | None]
 #: One campaign: `services.campaign.run`, or a stand-in with the same signature (tests).
 Job = Callable[
     [Sequence[Target], Store, CampaignOptions, Progress | None], Awaitable[CampaignResult]
@@ -266,6 +269,7 @@ def _run_once(
     job: Job,
     stop: threading.Event,
     log: Log,
+    after_run: AfterRun | None = None,
 ) -> tuple[CampaignResult | None, int]:
     """One campaign with its own Store: (its result or None if stopped, measurements stored)."""
     stored = 0
@@ -280,6 +284,13 @@ def _run_once(
             log(f"{_stamp()} marked run {', '.join(map(str, stale))} interrupted: "
                 "left running by a process that ended")
         result = asyncio.run(_until_stopped(job(targets, store, options, count), stop))
+        if result is not None and after_run is not None:
+            try:
+                line = after_run(store)
+            except Exception as exc:  # optional work must not cost the run
+                line = f"after the run: {type(exc).__name__}: {_one_line(str(exc))}"
+            if line:
+                log(f"{_stamp()} {line}")
     return result, stored
 
 
@@ -294,12 +305,14 @@ def monitor(
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
     job: Job = campaign.run,
+    after_run: AfterRun | None = None,
 ) -> int:
     """Run campaigns over `targets` into `db_path` on `schedule` until `stop` is set or
     `schedule.max_runs` runs were tried. Returns the number of runs that completed.
 
     `sleep` waits between runs (default: `stop.wait`, which a stop cuts short), `clock` is
     monotonic seconds, `rng` draws the jitter, `job` runs one campaign: seams for tests.
+    `after_run` is called with the store after each completed run.
     """
     stop = threading.Event() if stop is None else stop
     pause = sleep or stop.wait
@@ -313,7 +326,8 @@ def monitor(
             tried += 1
             started = clock()
             try:
-                result, stored = _run_once(targets, db_path, options, job, stop, log)
+                result, stored = _run_once(targets, db_path, options, job, stop, log,
+                                           after_run)
             except Exception as exc:  # one bad run must not end months of monitoring
                 failures += 1
                 wait = max(schedule.wait(clock() - started, rng), backoff(failures))

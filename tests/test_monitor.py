@@ -452,3 +452,23 @@ def test_sigterm_stops_cleanly_and_marks_the_run_interrupted(tmp_path, fakes):
         assert 4 <= len(rows) < 60
         assert all(r["verdict"] for r in rows)  # what finished was judged and kept
         assert store.verify_chain() == []
+
+
+def test_after_run_sees_each_finished_run_and_its_failure_costs_nothing(tmp_path):
+    t = FakeTime()
+    lines: list[str] = []
+    seen: list[int] = []
+
+    def after_run(store: Store) -> str | None:
+        seen.append(max(r["id"] for r in store.runs()))
+        if len(seen) == 2:
+            raise OSError("authority\nunreachable")
+        return f"after {seen[-1]}" if len(seen) == 1 else None
+
+    done = monitor([Target("http://a.test/")], tmp_path / "m.db", CampaignOptions(),
+                   Schedule(every=5, max_runs=3), log=lines.append, sleep=t.sleep,
+                   clock=t.clock, job=fake_job(t), after_run=after_run)
+    assert done == 3 and seen == [1, 2, 3]
+    assert any(line.endswith(" after 1") for line in lines)
+    assert any(line.endswith("after the run: OSError: authority unreachable") for line in lines)
+    assert len([line for line in lines if LINE.match(line)]) == 3
