@@ -25,6 +25,7 @@ from analysis.fingerprints import Fingerprints, load_fingerprints
 from analysis.verdict import BLOCKED, DOWN, INSUFFICIENT, OK
 from probes.config import ProbeConfig, Timeouts
 from probes.dns import parse_resolver
+from probes.ipasn import check_table
 from probes.runner import Limits
 from results.export import export_csv, export_jsonl, export_ooni
 from results.store import Store
@@ -34,6 +35,7 @@ from services.events import points as event_points
 from services.events import reachability_bins
 from services.ooni_tools import classify_files, import_files
 from services.reanalyse import reanalyse
+from services.vantage import NetworkOptions, parse_asn, parse_country
 from targets.catalogue import load_catalogue
 from targets.loaders import TargetError, load_targets
 
@@ -94,6 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--ca-bundle", metavar="PEM", help="verify certificates against this bundle")
     c.add_argument("--helper", metavar="URL",
                    help="test helper that measures the control (default: $NETVIGIL_HELPER)")
+    c.add_argument("--asn", metavar="AS64500",
+                   help="declare this network's AS number (recorded with each run)")
+    c.add_argument("--isp", metavar="NAME", help="declare this network's ISP name")
+    c.add_argument("--country", metavar="CC", help="declare this network's country (two letters)")
+    c.add_argument("--asn-table", type=Path, metavar="FILE",
+                   help="look up ASN, AS name and country of the public address the --helper "
+                        "sees, in this ip2asn table (iptoasn.com TSV, may be .gz); the address "
+                        "itself is never stored")
     c.add_argument("--concurrency", type=int, default=16, metavar="N")
     c.add_argument("--rate", type=float, default=50.0, help="target starts per second")
     c.add_argument("--per-host-rate", type=float, default=4.0)
@@ -117,6 +127,8 @@ def _parser() -> argparse.ArgumentParser:
             "netvigil run                       # the bundled platform catalogue",
             "netvigil run --targets whatsapp https://example.org/ --resolver 9.9.9.9",
             "netvigil run --targets ir.csv --concurrency 32 --json",
+            "netvigil run --asn AS64500 --isp 'Example Telecom' --country KE",
+            "netvigil run --helper https://th.example/ --asn-table ip2asn-combined.tsv.gz",
         ),
     )
     r.add_argument("--json", action="store_true", help="one JSON object on stdout")
@@ -399,8 +411,30 @@ def _campaign(args: argparse.Namespace) -> tuple[list[Any], campaign.CampaignOpt
         check_network=not args.no_netcheck,
         helper_url=args.helper or os.environ.get("NETVIGIL_HELPER") or None,
         helper_token=os.environ.get("NETVIGIL_HELPER_TOKEN"),
+        network=_network_options(args),
     )
     return targets, options
+
+
+def _network_options(args: argparse.Namespace) -> NetworkOptions | None:
+    """How runs name their network (--asn, --isp, --country, --asn-table), checked up front."""
+    try:
+        network = NetworkOptions(
+            asn=parse_asn(args.asn) if args.asn else None,
+            isp=" ".join(args.isp.split())[:200] if args.isp and args.isp.strip() else None,
+            country=parse_country(args.country) if args.country else None,
+            asn_table=args.asn_table,
+        )
+        if args.asn_table is not None:
+            check_table(args.asn_table)
+    except ValueError as exc:  # TableError included: it names the file and line
+        raise UsageError(str(exc)) from None
+    if network == NetworkOptions():
+        return None
+    if network.asn_table is not None and not (args.helper or os.environ.get("NETVIGIL_HELPER")):
+        raise UsageError("--asn-table needs a --helper to learn the public address; or declare "
+                         "the network with --asn, --isp and --country")
+    return network
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -86,11 +86,36 @@ class _Writer:
             text += " " + _("Country: {country}.").format(country=visible(country or unknown))
             return Paragraph(text, lead=_("Where."))
         asn = (event.asn if event else None) or v.asn
-        text = _("ISP: {isp}; network (ASN): {asn}; country: {country}. These are taken from "
-                 "what the run recorded about its vantage point.").format(
+        text = _("ISP: {isp}; network (ASN): {asn}; country: {country}.").format(
             isp=visible(v.network_name or unknown), asn=visible(str(asn or unknown)),
             country=visible(country or unknown))
-        return Paragraph(text, lead=_("Where."))
+        return Paragraph(text + " " + self.network_source(), lead=_("Where."))
+
+    def network_source(self) -> str:
+        """How the run named its network: declared by the operator, looked up, or neither."""
+        _ = self.tr._
+        v = self.vantage
+        label = {"asn": _("ASN"), "network_name": _("ISP"), "country": _("country")}
+
+        def fields(keys: tuple[str, ...]) -> str:
+            words = [label[k] for k in keys]
+            if len(words) == 1:
+                return words[0]
+            return _("{first} and {last}").format(first=", ".join(words[:-1]), last=words[-1])
+
+        parts = []
+        if v.declared:
+            parts.append(_("The probe's operator declared the {fields} when starting the run.")
+                         .format(fields=fields(v.declared)))
+        if v.looked_up:
+            parts.append(_("The {fields} were looked up from the address the test helper saw the "
+                           "probe's traffic come from, in an IP-to-ASN table with SHA-256 "
+                           "{digest}; the address itself was not stored.").format(
+                fields=fields(v.looked_up),
+                digest=v.table_sha256 or _("not recorded")))
+        if not parts:
+            parts.append(_("These are taken from what the run recorded about its vantage point."))
+        return " ".join(parts)
 
     def local(self, moment: str) -> str:
         _ = self.tr._

@@ -120,6 +120,9 @@ class VantageInfo:
     timezone: str | None = None  # an IANA name
     software: str | None = None  # "netvigil 0.1.0"
     vantage_id: str | None = None  # a stable id the probe may be given
+    declared: tuple[str, ...] = ()  # which of asn, network_name, country the operator declared
+    looked_up: tuple[str, ...] = ()  # which were looked up in an ip2asn table
+    table_sha256: str | None = None  # that table
 
     @classmethod
     def of(cls, run: Mapping[str, Any] | None) -> VantageInfo:
@@ -141,7 +144,24 @@ class VantageInfo:
             timezone=_text(vantage, "timezone", "tz"),
             software=" ".join(p for p in (tool, version) if p) or None,
             vantage_id=_text(vantage, "vantage_id"),
+            **_network_source(vantage.get("network_source")),
         )
+
+
+def _network_source(source: Any) -> dict[str, Any]:
+    """How the run's network was named (services.vantage), from untrusted JSON."""
+    if not isinstance(source, Mapping):
+        return {}
+    keys = ("asn", "network_name", "country")
+
+    def names(value: Any) -> tuple[str, ...]:
+        return tuple(k for k in keys if isinstance(value, list) and k in value)
+
+    digest = source.get("table_sha256")
+    valid = isinstance(digest, str) and len(digest) == 64 and all(
+        c in "0123456789abcdef" for c in digest)
+    return {"declared": names(source.get("declared")), "looked_up": names(source.get("looked_up")),
+            "table_sha256": digest if valid else None}
 
 
 # Vantage keys whose values free text might repeat (the analysis names the resolver it judged).

@@ -14,6 +14,7 @@ says so. Controls and refusals are keyed by the probe's own spelling of each tar
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -119,6 +120,54 @@ def _batch(
     return _parse(body, items)
 
 
+def _session(ca_bundle: str | None) -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # a proxy or netrc in the environment must not stand between us
+    if ca_bundle:
+        session.verify = ca_bundle
+    return session
+
+
+def _url_error(helper_url: str) -> str | None:
+    parts = urlsplit(helper_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return f"helper URL {_one_line(helper_url, 100)!r} is not an http:// or https:// URL"
+    return None
+
+
+def public_address(
+    helper_url: str,
+    *,
+    timeout: float = CONNECT_TIMEOUT,
+    ca_bundle: str | None = None,
+) -> tuple[str | None, str | None]:
+    """(our address as the helper sees it, None) or (None, why not); never raises.
+
+    The address is what the probe's traffic leaves from (its public address behind NAT). It is
+    meant for a local ASN lookup only: callers must not store it.
+    """
+    why = _url_error(helper_url)
+    if why:
+        return None, why
+    session = _session(ca_bundle)
+    try:
+        with session.get(helper_url.rstrip("/") + "/v1/whoami", timeout=timeout, stream=True,
+                         allow_redirects=False) as response:
+            body = _read_capped(response, MAX_ERROR_REPLY)
+            if response.status_code != 200:
+                return None, str(_status_error(response.status_code, body))
+        address = json.loads(body)["address"]
+        return str(ipaddress.ip_address(address)), None
+    except requests.RequestException as exc:
+        return None, f"helper unreachable: {failures.classify_requests(exc)}"
+    except _HelperError as exc:
+        return None, str(exc)
+    except Exception:  # untrusted reply: any shape but the right one is unusable
+        return None, "helper whoami reply malformed"
+    finally:
+        session.close()
+
+
 def fetch_controls(
     helper_url: str,
     measurements: Sequence[Measurement],
@@ -134,18 +183,13 @@ def fetch_controls(
     `timeout` bounds the wait for each batch's answer; keep it above the helper's per-request
     limit (100 s by default). Synchronous: the campaign calls it in a thread.
     """
-    parts = urlsplit(helper_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return ControlResult(error=f"helper URL {_one_line(helper_url, 100)!r} is not an "
-                                   "http:// or https:// URL")
+    error = _url_error(helper_url)
+    if error:
+        return ControlResult(error=error)
     url = helper_url.rstrip("/") + "/v1/measure"
     controls: dict[str, Measurement] = {}
     refused: dict[str, str] = {}
-    error: str | None = None
-    session = requests.Session()
-    session.trust_env = False  # a proxy or netrc in the environment must not stand between us
-    if ca_bundle:
-        session.verify = ca_bundle
+    session = _session(ca_bundle)
     try:
         for start in range(0, len(measurements), max(1, batch_size)):
             items = [request_item(m) for m in measurements[start : start + max(1, batch_size)]]

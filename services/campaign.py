@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import os
-import platform
-import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -29,9 +26,8 @@ from probes.netstate import NetState
 from probes.observations import Measurement, utc_now
 from probes.runner import Limits, run_campaign
 from results.store import Store
+from services.vantage import NetworkOptions, vantage_async
 from targets.model import Target
-
-VERSION = "0.1.0"
 
 Progress = Callable[[Measurement], None]
 
@@ -48,6 +44,8 @@ class CampaignOptions:
     check_network: bool = True
     helper_url: str | None = None
     helper_token: str | None = None
+    # How the run names its network (ISP, ASN, country); None records none of it.
+    network: NetworkOptions | None = None
 
 
 @dataclass
@@ -100,31 +98,6 @@ class CampaignResult:
         }
 
 
-def vantage() -> dict[str, Any]:
-    """What we say about the vantage point: software and time zone. Never the public address."""
-    return {
-        "tool": "netvigil",
-        "version": VERSION,
-        "python": platform.python_version(),
-        "os": sys.platform,
-        "machine": platform.machine(),
-        # Reports give times in UTC and in the vantage point's local time, as a court needs.
-        "timezone": local_timezone(),
-    }
-
-
-def local_timezone() -> str | None:
-    """The IANA name of this machine's time zone ($TZ, else the /etc/localtime link), if known."""
-    name = os.environ.get("TZ", "").lstrip(":")
-    if not name:
-        try:
-            link = os.readlink("/etc/localtime")
-        except OSError:
-            return None
-        name = link.split("zoneinfo/", 1)[1] if "zoneinfo/" in link else ""
-    return name or None
-
-
 def _config_record(options: CampaignOptions) -> dict[str, Any]:
     data = asdict(options.config)
     data["limits"] = asdict(options.limits)
@@ -167,7 +140,9 @@ async def run(
     """
     options = options or CampaignOptions()
     before = await _network(options)
-    run_id = store.begin_run(vantage(), _config_record(options))
+    # The helper is asked for our address like any connect: a shutdown must not stall here.
+    where = await vantage_async(options.network, options.helper_url, options.config.timeouts.tcp)
+    run_id = store.begin_run(where, _config_record(options))
     # Timestamps are the heart of a case: how this machine's clock was kept goes in the chain.
     store.record_clock(run_id, await asyncio.to_thread(clock_state))
     started = utc_now()

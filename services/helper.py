@@ -110,9 +110,13 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         if self.path == "/v1/health":
             self._reply(200, {"ok": True, "version": VERSION})
+        elif self.path == "/v1/whoami":
+            # The caller's own address, as this helper sees it, so the probe can name its network
+            # (ASN, country) from a local table. The helper keeps no record of it.
+            self._reply(200, {"address": str(self.client_address[0])})
         else:
-            self._reply(404, {"error": f"not found; the helper serves /v{VERSION}/health and "
-                                       f"POST /v{VERSION}/measure"})
+            self._reply(404, {"error": f"not found; the helper serves GET /v{VERSION}/health, "
+                                       f"GET /v{VERSION}/whoami and POST /v{VERSION}/measure"})
 
     def do_POST(self) -> None:
         try:

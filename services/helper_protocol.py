@@ -8,6 +8,9 @@ Protocol, version 1 (the client is `probes/control.py`, the HTTP server `service
          "measurements": [measurement_to_dict(...), one per target, in request order],
          "refused": [{"url": ..., "reason": ...}, ...]}
     GET /v1/health  ->  200 {"ok": true, "version": "1"}
+    GET /v1/whoami  ->  200 {"address": "198.51.100.7"}   the caller's address as the helper sees
+                        it (the probe's public address, behind NAT), so the probe can look up
+                        its ASN and country locally; neither side stores it
 
     Errors are {"error": "one line"}: 400 (not JSON, a bad field, too many targets), 401 (token),
     404, 408 (body too slow), 411 (no Content-Length), 413 (body too big), 500, 503 (busy, with

@@ -34,7 +34,7 @@ from probes.observations import utc_now
 from results import custody
 from results.canonical import sha256_hex
 from results.store import Store
-from services.campaign import VERSION
+from services.vantage import VERSION
 
 FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf"}
 
