@@ -15,7 +15,7 @@ import re
 import sqlite3
 import zipfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,8 @@ TABLES: dict[str, tuple[str, dict[str, tuple[Any, ...]], bool]] = {
     "data/custody.jsonl": ("custody", CUSTODY, True),
     "data/timestamps.json": ("timestamps", TIMESTAMP, False),
 }
+# Derived files, checked elsewhere: the verdicts here, the events by the `derived` check.
+DERIVED = ("data/verdicts.jsonl", "data/events.json")
 # Files that bundles written before they existed do not have.
 OPTIONAL = ("data/timestamps.json",)
 
@@ -64,9 +66,14 @@ def manifest_text(entries: dict[str, str]) -> bytes:
     return "".join(f"{digest}  {path}\n" for path, digest in sorted(entries.items())).encode()
 
 
-def verify_bundle(path: str | Path) -> Report:
+#: A check of derived files that needs more than this layer knows (the events: services).
+DerivedCheck = Callable[[dict[str, bytes], Report], None]
+
+
+def verify_bundle(path: str | Path, derived: DerivedCheck | None = None) -> Report:
     """Check a bundle on its own: every file against the manifests, the record chain from its
-    anchor, every blob, signature, clock state, verdict link and the custody log."""
+    anchor, every blob, signature, clock state, verdict link and the custody log; then, if the
+    raw data could be loaded, `derived` (given every file of the bag by path)."""
     report = Report()
     try:
         zf = zipfile.ZipFile(path)
@@ -83,6 +90,8 @@ def verify_bundle(path: str | Path) -> Report:
         if loaded is not None:
             conn, places, anchor = loaded
             check_raw(conn, anchor, places, report)
+            if derived is not None:
+                derived(files, report)
     except (sqlite3.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
         # A verifier never crashes on what it is given, and never passes it either.
         report.problems.append(Problem("bundle", f"could not be checked to the end "
@@ -213,7 +222,7 @@ def _load(files: dict[str, bytes], report: Report
                          (name, len(data), zlib.compress(data, 1)))
         elif folder == "data/certificates" and _HEX64.fullmatch(name.removesuffix(".der")):
             conn.execute("INSERT INTO certificates VALUES (?, ?)", (name[:-4], data))
-        elif path.startswith("data/") and path not in TABLES and path != "data/verdicts.jsonl":
+        elif path.startswith("data/") and path not in TABLES and path not in DERIVED:
             report.problems.append(Problem("file", "not a file netvigil writes", path))
     ends = conn.execute("SELECT MIN(id), MAX(id) FROM records").fetchone()
     if ends[0] is None:

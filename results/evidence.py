@@ -22,7 +22,7 @@ import json
 import re
 import sqlite3
 import zipfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -44,7 +44,11 @@ from results.bundle_verify import (
 )
 from results.canonical import canonical_json, sha256_hex
 from results.store import Store
+from results.timeline import BundlePoints
 from results.verify import Problem, Report, snapshot, verify
+
+#: Events among a bundle's verdict points (as `results.timeline` gives them), as JSON objects.
+DeriveEvents = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
 __all__ = ["Problem", "Report", "export_bundle", "verify", "verify_bundle"]
 
@@ -61,11 +65,14 @@ def export_bundle(
     since: str | datetime | None = None,
     until: str | datetime | None = None,
     measurement_ids: Sequence[int] | None = None,
+    derive_events: DeriveEvents | None = None,
 ) -> dict[str, Any]:
     """Write the selected runs (all, without a selection) as a BagIt zip; returns a summary.
 
     The runs are those named, those holding the named measurements, and those started in
-    [since, until) (ISO 8601 UTC). The export is logged in the custody log with the zip's hash.
+    [since, until) (ISO 8601 UTC). With `derive_events`, the events it finds among the bundle's
+    verdict points (`results.timeline.BundlePoints`) go in data/events.json. The export is
+    logged in the custody log with the zip's hash.
     """
     conn = store.db.conn
     out = Path(out_zip)
@@ -75,7 +82,7 @@ def export_bundle(
         try:
             with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
                 bag = _BagWriter(zf, re.sub(r"[^A-Za-z0-9._-]", "_", out.stem) or "bundle")
-                summary = _write_payload(store, bag, first, last)
+                summary = _write_payload(store, bag, first, last, derive_events)
                 summary["selected_runs"] = runs if runs is not None else summary["runs"]
                 bag.finish(summary)
         except BaseException:
@@ -204,8 +211,10 @@ class _Hashing:
         return self.fh.write(data)
 
 
-def _write_payload(store: Store, bag: _BagWriter, first: int, last: int) -> dict[str, Any]:
+def _write_payload(store: Store, bag: _BagWriter, first: int, last: int,
+                   derive_events: DeriveEvents | None) -> dict[str, Any]:
     conn = store.db.conn
+    points = BundlePoints()
     bodies: set[str] = set()
     certificates: set[str] = set()
     heads, runs = [], set()
@@ -217,7 +226,9 @@ def _write_payload(store: Store, bag: _BagWriter, first: int, last: int) -> dict
             fh.write(canonical_json(record) + b"\n")
             heads.append((record["prev_sha256"], record["sha256"]))
             runs.add(record["run_id"])
-            for table, digest in R.record_refs(json.loads(record["canonical"])):
+            parsed = json.loads(record["canonical"])
+            points.record(record["id"], record["run_id"], record["kind"], parsed)
+            for table, digest in R.record_refs(parsed):
                 (bodies if table == "bodies" else certificates).add(digest)
     for digest in sorted(bodies):
         bag.add(f"data/bodies/{digest}", store.body(digest))  # IntegrityError if damaged
@@ -241,9 +252,13 @@ def _write_payload(store: Store, bag: _BagWriter, first: int, last: int) -> dict
     with bag.stream("data/custody.jsonl") as fh:
         for entry in custody.entries(conn):
             fh.write(canonical_json(entry) + b"\n")
+    verdicts = []
     with bag.stream("data/verdicts.jsonl") as fh:
         for verdict in _verdicts(store, first, last):
             fh.write(canonical_json(verdict) + b"\n")
+            verdicts.append(verdict)
+    if derive_events is not None:
+        bag.add("data/events.json", _json_list(derive_events(points.points(verdicts))))
     return {"exported": utc_now(), "anchor": heads[0][0],
             "head": heads[-1][1], "records": [first, last],
             "runs": sorted(r for r in runs if r is not None)}
@@ -300,6 +315,8 @@ Files (a BagIt bag, RFC 8493)
                          time-stamping authority: `token` is its DER TimeStampResp (base64),
                          `tsa_chain` its certificates (PEM, its own first, its root last).
   data/verdicts.jsonl    verdicts (derived data: they can be recomputed from the records).
+  data/events.json       blocking and outage events found among these verdicts (derived:
+                         `netvigil evidence verify` finds them again and compares).
   data/custody.jsonl     the custody log: collection, export, analysis, ... of these data.
 
 Step 1: every file is intact

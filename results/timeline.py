@@ -10,6 +10,7 @@ and `ZZ`. An ASN is written `AS<number>`, so that 12345 and "AS12345" are one ne
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -52,16 +53,71 @@ def verdict_points(
         vantage = vantages.get(text)
         if vantage is None:
             vantage = vantages[text] = _vantage(text)
-        found.append((moment, row["id"], {
-            "measurement_id": row["id"], "run_id": row["run_id"], "target": row["target_url"],
-            "platform": row["platform"], "started": row["started"], "verdict": row["verdict"],
-            "techniques": split_list(row["techniques"]),
-            "outcomes": split_list(row["outcomes"]),
-            "confidence": float(row["confidence"] or 0.0),
-            "confirmed": bool(row["confirmed"]), "run_network": row["network"], **vantage,
-        }))
+        found.append((moment, row["id"], _point(
+            row["id"], row["run_id"], row["target_url"], row["platform"], row["started"],
+            {"verdict": row["verdict"], "techniques": split_list(row["techniques"]),
+             "outcomes": split_list(row["outcomes"]), "confidence": row["confidence"],
+             "confirmed": row["confirmed"]},
+            row["network"], vantage)))
     found.sort(key=lambda item: (item[0], item[1]))
     return [point for _, _, point in found]
+
+
+class BundlePoints:
+    """The same points as `verdict_points`, built from exported rows instead of a store.
+
+    An evidence bundle holds the raw records (run_start: the vantage; measurement: target and
+    start; run_end: the network state) and the verdicts; this gathers what the points need from
+    them, so that the events a bundle carries can be recomputed from the bundle alone. Feed it
+    every record, then ask for the points of the verdicts.
+    """
+
+    def __init__(self) -> None:
+        self._vantages: dict[int, dict[str, Any]] = {}
+        self._networks: dict[int, Any] = {}
+        self._measured: dict[int, tuple[Any, Any]] = {}  # record id -> (started, platform)
+
+    def record(self, record_id: int, run_id: int, kind: str, data: Any) -> None:
+        """One record (`data`: its parsed canonical JSON)."""
+        if not isinstance(data, dict):
+            return
+        if kind == "run_start":
+            self._vantages[run_id] = vantage_fields(data.get("vantage"))
+        elif kind == "run_end":
+            self._networks[run_id] = data.get("network")
+        elif kind == "measurement" and isinstance(data.get("measurement"), dict):
+            m = data["measurement"]
+            target = m.get("target") if isinstance(m.get("target"), dict) else {}
+            self._measured[record_id] = (m.get("started"), target.get("platform"))
+
+    def points(self, verdicts: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """One point per verdict row (as exported) whose record was fed, oldest first."""
+        found: list[tuple[datetime, int, dict[str, Any]]] = []
+        for v in verdicts:
+            measured = self._measured.get(v["record_id"])
+            moment = _moment(measured[0], strict=False) if measured else None
+            if measured is None or moment is None:
+                continue
+            run_id = v["run_id"]
+            found.append((moment, v["measurement_id"], _point(
+                v["measurement_id"], run_id, v["target"], measured[1], measured[0], v,
+                self._networks.get(run_id), self._vantages.get(run_id, vantage_fields(None)))))
+        found.sort(key=lambda item: (item[0], item[1]))
+        return [point for _, _, point in found]
+
+
+def _point(measurement_id: int, run_id: int, target: str, platform: Any, started: Any,
+           verdict: Mapping[str, Any], run_network: Any, vantage: Mapping[str, Any]
+           ) -> dict[str, Any]:
+    """One point: the measurement, its verdict's fields, its run's network and vantage."""
+    return {
+        "measurement_id": measurement_id, "run_id": run_id, "target": target,
+        "platform": platform, "started": started, "verdict": verdict["verdict"],
+        "techniques": list(verdict.get("techniques") or ()),
+        "outcomes": list(verdict.get("outcomes") or ()),
+        "confidence": float(verdict.get("confidence") or 0.0),
+        "confirmed": bool(verdict.get("confirmed")), "run_network": run_network, **vantage,
+    }
 
 
 def _vantage(text: str) -> dict[str, Any]:
@@ -70,6 +126,11 @@ def _vantage(text: str) -> dict[str, Any]:
         data = json.loads(text)
     except ValueError:
         data = {}
+    return vantage_fields(data)
+
+
+def vantage_fields(data: Any) -> dict[str, Any]:
+    """vantage, asn, country from a run's parsed vantage JSON (anything: it is untrusted)."""
     if not isinstance(data, dict):
         data = {}
     asn = str(data.get("asn") or "").strip().upper()

@@ -2,7 +2,8 @@
 
 - `verify_database`: every hash, link, signature and derived row of a database, verdicts
   included (classified again exactly as `netvigil analyze` would); logged in the custody log.
-- `export_evidence` / `check_bundle`: a BagIt zip of some runs, and its standalone check.
+- `export_evidence` / `check_bundle`: a BagIt zip of some runs, with the events found among
+  its verdicts, and its standalone check (the events found again from the bundle alone).
 - `current_key`, `rotate_key`, `custody_log`: the probe's signing key and the custody log.
 - The clock's state, recorded with each run, is read by `probes.clock`.
 """
@@ -16,12 +17,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from analysis.events import Point, detect_events
 from results import custody, signing
-from results.canonical import sha256_hex
+from results.canonical import canonical_json, sha256_hex
 from results.evidence import Report, export_bundle, verify, verify_bundle
 from results.store import Store
-from results.verify import Reclassify
+from results.timeline import BundlePoints
+from results.verify import Problem, Reclassify
 from services.campaign import CampaignOptions
+from services.events import events as find_events
 from services.reanalyse import judge_run
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -41,6 +45,10 @@ def verify_database(
     """
     judge = reclassifier(store, public_ranges, fingerprints) if reclassify else None
     report = verify(store, judge)
+    if report.ok:
+        found = len(find_events(store))
+        report.notices.append(f"{found} events: they are not stored but found again from these "
+                              "verdicts each time they are asked for (netvigil events)")
     custody.log(store, "verify", {
         "scope": "database", "ok": report.ok, "problems": len(report.problems),
         "reclassified": reclassify,
@@ -71,12 +79,60 @@ def export_evidence(
 ) -> dict[str, Any]:
     """Write an evidence bundle (see `results.evidence.export_bundle`); returns its summary."""
     return export_bundle(store, out_zip, run_ids=run_ids, since=since, until=until,
-                         measurement_ids=measurement_ids)
+                         measurement_ids=measurement_ids, derive_events=event_dicts)
+
+
+def event_dicts(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The events among verdict points, as `netvigil events --json` gives them."""
+    return [e.to_dict() for e in detect_events([Point.from_dict(p) for p in points])]
+
+
+EVENTS_FILE = "data/events.json"
+
+
+def check_events(files: dict[str, bytes], report: Report) -> None:
+    """The bundle's events, found again from its own records and verdicts: each one it claims
+    must follow, field for field, and none that follows may be missing."""
+    data = files.get(EVENTS_FILE)
+    if data is None:
+        report.notices.append(f"the bundle has no {EVENTS_FILE} (made before netvigil put "
+                              "events in bundles): events were not checked")
+        return
+    try:
+        claimed = json.loads(data)
+        if not isinstance(claimed, list) or not all(
+                isinstance(e, dict) and isinstance(e.get("id"), str) for e in claimed):
+            raise ValueError("not a list of events with ids")
+    except ValueError as exc:
+        report.problems.append(Problem("file", f"unreadable events ({exc})", EVENTS_FILE))
+        return
+    points = BundlePoints()
+    for line in files.get("data/records.jsonl", b"").splitlines():
+        row = json.loads(line)
+        points.record(row["id"], row["run_id"], row["kind"], json.loads(row["canonical"]))
+    verdicts = [json.loads(line) for line in files.get("data/verdicts.jsonl", b"").splitlines()]
+    fresh = {e["id"]: e for e in event_dicts(points.points(verdicts))}
+    seen = set()
+    for event in claimed:
+        eid = event["id"]
+        seen.add(eid)
+        want = fresh.get(eid)
+        if want is None:
+            report.problems.append(Problem(f"event {eid}", "does not follow from the bundle's "
+                                           "verdicts", EVENTS_FILE))
+        elif canonical_json(want) != canonical_json(event):
+            fields = sorted(k for k in set(want) | set(event) if want.get(k) != event.get(k))
+            report.problems.append(Problem(f"event {eid}", "differs from what the verdicts "
+                                           f"give in {', '.join(fields)}", EVENTS_FILE))
+    for eid in sorted(set(fresh) - seen):
+        report.problems.append(Problem(f"event {eid}", "follows from the bundle's verdicts "
+                                       "but is missing", EVENTS_FILE))
+    report.counts["events"] = len(claimed)
 
 
 def check_bundle(path: str | Path, store: Store | None = None) -> Report:
     """Check a bundle without its database; with `store`, log the check in its custody log."""
-    report = verify_bundle(path)
+    report = verify_bundle(path, derived=check_events)
     if store is not None:
         custody.log(store, "verify", {
             "scope": "bundle", "file": Path(path).name, "ok": report.ok,
