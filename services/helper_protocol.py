@@ -41,6 +41,7 @@ from probes.config import ProbeConfig
 from probes.dns_wire import parse_resolver
 from probes.measure import measure
 from probes.observations import Measurement, TCPConnect, measurement_to_dict, utc_now
+from services.http_base import RequestError
 from targets.loaders import normalise
 from targets.model import Target
 
@@ -93,15 +94,6 @@ class HelperConfig:
         if self.resolver:
             return replace(self.probe, resolvers=(self.resolver,), system_resolver=False)
         return replace(self.probe, resolvers=(), system_resolver=True)
-
-
-class RequestError(Exception):
-    """A request refused as a whole: the HTTP status and a one-line reason."""
-
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
 
 
 # --- safety -------------------------------------------------------------------------------------
