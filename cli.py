@@ -152,6 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     mo.add_argument("--max-runs", type=int, metavar="N",
                     help="stop after N runs (default: until stopped)")
     _tsa_options(mo, "after each run, ")
+    mo.add_argument("--collector", metavar="URL",
+                    help="after each run, send ended runs to this collector (default: "
+                         "$NETVIGIL_COLLECTOR; token: $NETVIGIL_COLLECTOR_TOKEN)")
 
     t = sub.add_parser("targets", help="show the bundled catalogue", formatter_class=fmt,
                        epilog=_examples("netvigil targets list", "netvigil targets list --json"))
@@ -291,6 +294,51 @@ def _parser() -> argparse.ArgumentParser:
     o.add_argument("files", nargs="+", metavar="FILE")
     o.add_argument("--fingerprints", action="append", default=[], metavar="PATH")
     o.add_argument("--json", action="store_true")
+
+    su = sub.add_parser(
+        "submit", parents=[db], formatter_class=fmt,
+        help="send ended runs to a collector, as evidence bundles",
+        description="Each ended run is sent once (the custody log remembers where it went); "
+                    "runs a collector could not take stay pending for the next call. The "
+                    "token, if the collector wants one, comes from $NETVIGIL_COLLECTOR_TOKEN.",
+        epilog=_examples(
+            "netvigil submit --collector https://collector.example/",
+            "NETVIGIL_COLLECTOR_TOKEN=s3cret netvigil submit --collector http://10.0.0.5:8090 "
+            "--json",
+        ),
+    )
+    su.add_argument("--collector", metavar="URL", help="default: $NETVIGIL_COLLECTOR")
+    su.add_argument("--ca-bundle", metavar="PEM", help="verify the collector's certificate "
+                    "against this bundle")
+    su.add_argument("--runs-per-bundle", type=int, default=50, metavar="N")
+    su.add_argument("--timeout", type=float, default=60.0, metavar="S",
+                    help="seconds to wait for the collector's answer to one bundle")
+    su.add_argument("--json", action="store_true")
+
+    co = sub.add_parser(
+        "collector", formatter_class=fmt,
+        help="run a collector for many probes' bundles, or read what it collected",
+        description="serve: accept evidence bundles over HTTP (each is verified in full before "
+                    "it is kept). events, status: read the collection folder, across probes.",
+        epilog=_examples(
+            "netvigil collector serve --listen 0.0.0.0:8090 --dir /srv/collection --token s3cret",
+            "netvigil collector events --dir /srv/collection --kind outage",
+            "netvigil collector status --dir /srv/collection --json",
+        ),
+    )
+    co.add_argument("action", choices=["serve", "events", "status"])
+    co.add_argument("--dir", type=Path, required=True, metavar="DIR",
+                    help="the collection folder (created when missing)")
+    co.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT")
+    co.add_argument("--token", action="append", default=[],
+                    help="for serve: accept this bearer token (repeatable; or "
+                         "NETVIGIL_COLLECTOR_TOKEN); none: anyone may submit")
+    co.add_argument("--allow-key", action="append", default=[], metavar="KEYID",
+                    help="for serve: accept only runs signed by these keys (repeatable)")
+    co.add_argument("--max-size", type=float, default=64.0, metavar="MIB",
+                    help="for serve: the largest bundle accepted (default 64 MiB)")
+    co.add_argument("--kind", choices=["blocking", "outage"], help="for events")
+    co.add_argument("--json", action="store_true")
 
     h = sub.add_parser(
         "helper", help="run the test helper (a control on an uncensored network)",
@@ -502,18 +550,27 @@ def cmd_monitor(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     _ensure_consent(args)
     stop = threading.Event()
-    after_run = None
-    if args.tsa:
+    steps: list[Any] = []
+    if args.tsa:  # stamp first, so the bundle sent next carries the tokens
         from services.timestamps import stamp_pending
 
         url, timeout, roots = args.tsa, args.tsa_timeout, _tsa_roots(args)
+        steps.append(lambda store: _stamp_line(
+            stamp_pending(store, url, timeout=timeout, roots_pem=roots)))
+    collector = args.collector or os.environ.get("NETVIGIL_COLLECTOR")
+    if collector:
+        from services.submit import submit
 
-        def after_run(store: Store) -> str:
-            return _stamp_line(stamp_pending(store, url, timeout=timeout, roots_pem=roots))
+        token = os.environ.get("NETVIGIL_COLLECTOR_TOKEN")
+        steps.append(lambda store: _submit_line(submit(store, collector, token=token)))
+
+    def after_run(store: Store) -> str | None:
+        return "; ".join(step(store) for step in steps) or None
 
     restore = monitor.stop_on_signals(stop)
     try:
-        monitor.monitor(targets, args.db, options, schedule, stop=stop, after_run=after_run)
+        monitor.monitor(targets, args.db, options, schedule, stop=stop,
+                        after_run=after_run if steps else None)
     finally:
         restore()
     return 0
@@ -620,7 +677,11 @@ def cmd_events(args: argparse.Namespace) -> int:
             found = find_events(store, args.since, args.until, args.target, args.kind)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    if args.json:
+    return _print_events(found, args.json)
+
+
+def _print_events(found: Sequence[Any], as_json: bool) -> int:
+    if as_json:
         print(json.dumps([e.to_dict() for e in found], indent=2))
         return 0
     table = Table(title=f"{len(found)} events")
@@ -837,11 +898,67 @@ def cmd_helper(args: argparse.Namespace) -> int:
     return serve(args.listen, config)
 
 
+def _submit_line(result: dict[str, Any]) -> str:
+    line = (f"submitted {len(result['runs'])} runs in {result['sent']} bundles, "
+            f"{len(result['pending'])} pending")
+    return line + (f"; {result['error']}" if result["error"] else "")
+
+
+def cmd_submit(args: argparse.Namespace) -> int:
+    from services.submit import submit
+
+    collector = args.collector or os.environ.get("NETVIGIL_COLLECTOR")
+    if not collector:
+        raise UsageError("submit: give --collector URL (or set NETVIGIL_COLLECTOR)")
+    if args.runs_per_bundle < 1:
+        raise UsageError("--runs-per-bundle must be at least 1")
+    with Store(args.db) as store:
+        result = submit(store, collector, token=os.environ.get("NETVIGIL_COLLECTOR_TOKEN"),
+                        timeout=args.timeout, runs_per_bundle=args.runs_per_bundle,
+                        ca_bundle=args.ca_bundle)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(_submit_line(result), highlight=False, markup=False)
+    return 1 if result["error"] else 0
+
+
+def cmd_collector(args: argparse.Namespace) -> int:
+    from services.collection import Collection
+    from services.collector import CollectorConfig, serve
+
+    if args.action == "serve":
+        env_token = os.environ.get("NETVIGIL_COLLECTOR_TOKEN")
+        try:
+            config = CollectorConfig(
+                folder=args.dir, tokens=tuple(args.token or ([env_token] if env_token else [])),
+                allowed_keys=tuple(args.allow_key), max_body=int(args.max_size * (1 << 20)))
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+        return serve(args.listen, config)
+    if not (args.dir / "collection.db").is_file():
+        raise UsageError(f"--dir {args.dir}: no collection there (collection.db is missing)")
+    with Collection(args.dir) as collection:
+        if args.action == "events":
+            return _print_events(collection.events(args.kind), args.json)
+        status = collection.status()
+    if args.json:
+        print(json.dumps(status, indent=2))
+    else:
+        out.print(f"{status['bundles']} bundles ({status['bytes']} bytes, last received "
+                  f"{status['last_received'] or 'never'}), {status['points']} judged "
+                  f"measurements from {len(status['probes'])} probes on "
+                  f"{len(status['networks'])} networks: {', '.join(status['networks'])}",
+                  highlight=False, markup=False)
+    return 0
+
+
 COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "targets": cmd_targets,
             "events": cmd_events, "plot": cmd_plot, "report": cmd_report,
             "verify": cmd_verify, "evidence": cmd_evidence, "key": cmd_key,
             "measurements": cmd_measurements, "export": cmd_export, "analyze": cmd_analyze,
-            "ooni": cmd_ooni, "helper": cmd_helper}
+            "ooni": cmd_ooni, "helper": cmd_helper, "submit": cmd_submit,
+            "collector": cmd_collector}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

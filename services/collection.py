@@ -1,0 +1,234 @@
+"""The collector's store: evidence bundles from many probes, kept as received and indexed.
+
+A collection is a folder:
+
+    bundles/<sha256>.zip   every accepted bundle, byte for byte (its name is its SHA-256)
+    collection.db          an index of their judged measurements, for events across probes
+
+A bundle is accepted only when `netvigil evidence verify` would pass it (services.evidence:
+hashes, chain, signatures, timestamps, verdict links, events); a rejected one is not kept, and
+the reasons are returned. The same bundle twice is stored once; the same record in two bundles
+(overlapping exports) is indexed once, by its chain hash.
+
+Probes are told apart by their oldest signing key (a pseudonym: keys carry no identity), which
+every bundle from one probe lists first.
+Measurement ids are a probe's own, so the index numbers points afresh; each point keeps its
+probe, its run and measurement ids in that probe, and its record hash, so any event found here
+leads back to the bundle and the record that prove it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from analysis.events import DEFAULT_POLICY, Event, EventPolicy, Point, detect_events
+from probes.observations import utc_now
+from results.timeline import BundlePoints
+from results.verify import Problem
+from services.evidence import check_bundle
+
+UNSIGNED = "unsigned"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS bundles (
+    sha256 TEXT PRIMARY KEY,
+    received TEXT NOT NULL,             -- ISO 8601 UTC
+    size INTEGER NOT NULL,
+    probes TEXT NOT NULL,               -- JSON list: the probe that sent it
+    runs INTEGER NOT NULL,
+    points INTEGER NOT NULL,            -- judged measurements it holds
+    new_points INTEGER NOT NULL         -- of which this collection had none before
+);
+CREATE TABLE IF NOT EXISTS points (
+    id INTEGER PRIMARY KEY,
+    record_sha256 TEXT NOT NULL UNIQUE, -- the measurement record's chain hash in its probe
+    bundle TEXT NOT NULL REFERENCES bundles (sha256),
+    probe TEXT NOT NULL,                -- the probe's oldest key id, or 'unsigned'
+    run_id INTEGER NOT NULL,            -- in the probe's own database
+    measurement_id INTEGER NOT NULL,    -- in the probe's own database
+    point TEXT NOT NULL                 -- JSON: results.timeline's point
+);
+CREATE INDEX IF NOT EXISTS points_probe ON points (probe);
+"""
+
+
+class BundleRejected(Exception):
+    """A bundle that does not verify, or that this collector does not accept."""
+
+    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
+        super().__init__(message)
+        self.problems = list(problems)
+
+
+@dataclass(frozen=True)
+class Added:
+    """What `Collection.add` did with a bundle."""
+
+    sha256: str
+    known: bool  # the very same bundle was there already
+    probes: tuple[str, ...]
+    runs: int
+    points: int
+    new_points: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"bundle": self.sha256, "known": self.known, "probes": list(self.probes),
+                "runs": self.runs, "points": self.points, "new_points": self.new_points}
+
+
+class Collection:
+    """A collection folder (created when missing). Safe to share between threads."""
+
+    def __init__(self, folder: str | Path, allowed_keys: Sequence[str] = ()) -> None:
+        self.folder = Path(folder)
+        self.bundles = self.folder / "bundles"
+        self.bundles.mkdir(parents=True, exist_ok=True)
+        self.allowed_keys = frozenset(allowed_keys)
+        self._lock = threading.Lock()  # one writer at a time; checks run outside it
+        self._conn = sqlite3.connect(self.folder / "collection.db", check_same_thread=False,
+                                     isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> Collection:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # --- adding ----------------------------------------------------------------------------
+
+    def add(self, data: bytes) -> Added:
+        """Check a bundle (zip bytes) and keep it; BundleRejected if it does not verify or its
+        runs are signed by a key this collector does not accept."""
+        digest = hashlib.sha256(data).hexdigest()
+        known = self._known(digest)
+        if known is not None:
+            return known
+        fd, name = tempfile.mkstemp(prefix=".incoming-", suffix=".zip", dir=self.bundles)
+        temp = Path(name)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            report = check_bundle(temp)
+            if not report.ok:
+                raise BundleRejected(f"the bundle does not verify: {len(report.problems)} "
+                                     f"problem(s), first: {report.problems[0]}", report.problems)
+            rows, probe, signers, runs = _index_rows(temp)
+            refused = sorted((signers or {UNSIGNED}) - self.allowed_keys) \
+                if self.allowed_keys else []
+            if refused:
+                raise BundleRejected(f"runs signed by key(s) this collector does not accept: "
+                                     f"{', '.join(refused)}")
+            with self._lock:
+                again = self._known(digest)  # another thread may have added it meanwhile
+                if again is not None:
+                    return again
+                before = self._count()
+                self._conn.execute("BEGIN IMMEDIATE")
+                try:
+                    self._conn.execute(
+                        "INSERT INTO bundles VALUES (?, ?, ?, ?, ?, ?, 0)",
+                        (digest, utc_now(), len(data), json.dumps([probe]), runs, len(rows)))
+                    self._conn.executemany(
+                        "INSERT OR IGNORE INTO points (record_sha256, bundle, probe, run_id, "
+                        "measurement_id, point) VALUES (?, ?, ?, ?, ?, ?)",
+                        [(r[0], digest, *r[1:]) for r in rows])
+                    new = self._count() - before
+                    self._conn.execute("UPDATE bundles SET new_points = ? WHERE sha256 = ?",
+                                       (new, digest))
+                    os.replace(temp, self.bundles / f"{digest}.zip")
+                    self._conn.execute("COMMIT")
+                except BaseException:
+                    self._conn.execute("ROLLBACK")
+                    raise
+            return Added(digest, False, (probe,), runs, len(rows), new)
+        finally:
+            temp.unlink(missing_ok=True)
+
+    def _known(self, digest: str) -> Added | None:
+        row = self._conn.execute("SELECT probes, runs, points, new_points FROM bundles "
+                                 "WHERE sha256 = ?", (digest,)).fetchone()
+        if row is None:
+            return None
+        return Added(digest, True, tuple(json.loads(row[0])), row[1], row[2], 0)
+
+    def _count(self) -> int:
+        return int(self._conn.execute("SELECT COUNT(*) FROM points").fetchone()[0])
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def points(self) -> list[Point]:
+        """Every indexed measurement as an event point, numbered by this collection."""
+        found = []
+        for pid, text in self._conn.execute("SELECT id, point FROM points ORDER BY id"):
+            found.append(Point.from_dict({**json.loads(text), "measurement_id": pid}))
+        found.sort(key=lambda p: (p.time, p.measurement_id))
+        return found
+
+    def events(self, kind: str | None = None, policy: EventPolicy = DEFAULT_POLICY
+               ) -> list[Event]:
+        """Blocking and outage events across every probe of the collection."""
+        return [e for e in detect_events(self.points(), policy) if kind is None or e.kind == kind]
+
+    def origin(self, point_ids: Sequence[int]) -> list[dict[str, Any]]:
+        """Where each point comes from: probe, run and measurement ids, record hash, bundle."""
+        marks = ", ".join("?" * len(point_ids))
+        cursor = self._conn.execute(
+            "SELECT id, probe, run_id, measurement_id, record_sha256, bundle FROM points "
+            f"WHERE id IN ({marks}) ORDER BY id", list(point_ids))
+        names = ("point", "probe", "run_id", "measurement_id", "record_sha256", "bundle")
+        return [dict(zip(names, row, strict=True)) for row in cursor]
+
+    def status(self) -> dict[str, Any]:
+        """Counts: bundles, bytes, points, probes, networks, and the newest bundle's time."""
+        bundles, size, last = self._conn.execute(
+            "SELECT COUNT(*), COALESCE(SUM(size), 0), MAX(received) FROM bundles").fetchone()
+        probes = [p for (p,) in self._conn.execute(
+            "SELECT DISTINCT probe FROM points ORDER BY probe")]
+        networks = sorted({p.network for p in self.points()})
+        return {"bundles": bundles, "bytes": size, "last_received": last,
+                "points": self._count(), "probes": probes, "networks": networks}
+
+
+def _index_rows(path: Path) -> tuple[list[tuple[Any, ...]], str, set[str], int]:
+    """(rows for the points table, the probe, the keys that signed its runs, how many runs)
+    of a checked bundle."""
+    with zipfile.ZipFile(path) as zf:
+        files = {name.split("/", 1)[1]: zf.read(name) for name in zf.namelist()
+                 if "/" in name and not name.endswith("/")}
+    signers = {s["run_id"]: s["key_id"] for s in json.loads(files["data/signatures.json"])}
+    # A bundle comes from one probe's database, whose keys are listed oldest first and never
+    # removed (a rotation adds one): the oldest names the probe in every bundle it sends, also
+    # for a run whose end, and so its signature, lies beyond this bundle's last record.
+    keys = json.loads(files["data/keys.json"])
+    probe = str(keys[0]["key_id"]) if keys else UNSIGNED
+    collected = BundlePoints()
+    runs = set()
+    for line in files["data/records.jsonl"].splitlines():
+        row = json.loads(line)
+        runs.add(row["run_id"])
+        collected.record(row["id"], row["run_id"], row["kind"], json.loads(row["canonical"]))
+    verdicts = [json.loads(line) for line in files["data/verdicts.jsonl"].splitlines()]
+    record_of = {v["measurement_id"]: v["record_sha256"] for v in verdicts}
+    rows = []
+    for point in collected.points(verdicts):
+        if point["vantage"] == "local":
+            # Without a vantage id, each probe is its own vantage point.
+            point["vantage"] = f"probe {probe[:12]}"
+        rows.append((record_of[point["measurement_id"]], probe, point["run_id"],
+                     point["measurement_id"], json.dumps(point, sort_keys=True)))
+    return rows, probe, set(signers.values()), len(runs - {None})

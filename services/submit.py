@@ -1,0 +1,121 @@
+"""Send this probe's finished runs to a collector, as evidence bundles: `netvigil submit`.
+
+Which runs went where is kept in the custody log (an `export` entry with "submitted": the
+collector's address and the runs), so each finished run is sent once; a run still in progress
+waits for the next call. Runs go in bundles of `runs_per_bundle`. A collector that cannot be
+reached, refuses or is busy ends the call with the runs still pending: nothing is lost, the next
+call sends them. Only what the bundle holds is sent (never the probe's address, which the store
+never has); the collector sees the connection's address, as any server does.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from probes import failures
+from results import custody
+from results.store import Store
+from services.evidence import export_evidence
+
+RUNS_PER_BUNDLE = 50
+MAX_ANSWER = 256 << 10
+
+
+def submitted_runs(store: Store) -> set[int]:
+    """Run ids that a collector has accepted, from the custody log."""
+    done: set[int] = set()
+    for entry in custody.entries(store.db.conn):
+        if entry["action"] != "export":
+            continue
+        details = json.loads(entry["details"])
+        if isinstance(details, dict) and details.get("submitted"):
+            done.update(r for r in details.get("runs", []) if isinstance(r, int))
+    return done
+
+
+def pending_runs(store: Store) -> list[int]:
+    """Ended runs (finished or interrupted) not accepted by a collector yet, oldest first."""
+    done = submitted_runs(store)
+    return sorted(r["id"] for r in store.runs()
+                  if r["status"] != "running" and r["id"] not in done)
+
+
+def submit(
+    store: Store,
+    collector_url: str,
+    token: str | None = None,
+    timeout: float = 60.0,
+    connect_timeout: float = 10.0,
+    runs_per_bundle: int = RUNS_PER_BUNDLE,
+    ca_bundle: str | None = None,
+) -> dict[str, Any]:
+    """Send every pending run; never raises for a collector's failure.
+
+    Returns {"sent": bundles accepted, "runs": run ids accepted, "pending": run ids left,
+    "error": the first failure or None, "bundles": the collector's answers}.
+    """
+    parts = urlsplit(collector_url)
+    result: dict[str, Any] = {"sent": 0, "runs": [], "bundles": [], "error": None}
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        result.update(error=f"collector URL {collector_url[:100]!r} is not an http:// or "
+                            "https:// URL", pending=pending_runs(store))
+        return result
+    url = collector_url.rstrip("/") + "/v1/bundles"
+    todo = pending_runs(store)
+    session = requests.Session()
+    session.trust_env = False  # a proxy or netrc in the environment must not stand between us
+    if ca_bundle:
+        session.verify = ca_bundle
+    headers = {"Content-Type": "application/zip"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        with tempfile.TemporaryDirectory(prefix="netvigil-submit-") as folder:
+            for start in range(0, len(todo), max(1, runs_per_bundle)):
+                chunk = todo[start:start + max(1, runs_per_bundle)]
+                bundle = Path(folder) / f"runs-{chunk[0]}-{chunk[-1]}.zip"
+                exported = export_evidence(store, bundle, run_ids=chunk)
+                answer, error = _post(session, url, bundle.read_bytes(), headers,
+                                      (connect_timeout, timeout))
+                bundle.unlink()
+                if answer is None:
+                    result["error"] = error
+                    break
+                custody.log(store, "export", {
+                    "submitted": f"{parts.scheme}://{parts.netloc}", "runs": chunk,
+                    "known": bool(answer.get("known")),
+                }, {"bundle": exported["sha256"]})
+                result["sent"] += 1
+                result["runs"] += chunk
+                result["bundles"].append(answer)
+    finally:
+        session.close()
+    result["pending"] = pending_runs(store)
+    return result
+
+
+def _post(session: requests.Session, url: str, body: bytes, headers: dict[str, str],
+          timeout: tuple[float, float]) -> tuple[dict[str, Any] | None, str]:
+    """(the collector's JSON answer, "") on 200/201, else (None, why)."""
+    try:
+        with session.post(url, data=body, headers=headers, timeout=timeout, stream=True,
+                          allow_redirects=False) as response:
+            raw = response.raw.read(MAX_ANSWER, decode_content=True) or b""
+            status = response.status_code
+    except requests.RequestException as exc:
+        return None, f"collector unreachable: {failures.classify_requests(exc)}"
+    try:
+        answer = json.loads(raw)
+    except ValueError:
+        answer = None
+    if status in (200, 201) and isinstance(answer, dict):
+        return answer, ""
+    detail = answer.get("error") if isinstance(answer, dict) else None
+    text = " ".join(str(detail or "").split())[:300]  # the collector's words: one bounded line
+    return None, f"collector answered HTTP {status}{': ' + text if text else ''}"
