@@ -324,9 +324,10 @@ def _parser() -> argparse.ArgumentParser:
             "netvigil collector serve --listen 0.0.0.0:8090 --dir /srv/collection --token s3cret",
             "netvigil collector events --dir /srv/collection --kind outage",
             "netvigil collector status --dir /srv/collection --json",
+            "netvigil collector plot --dir /srv/collection --chart reachability --out r.png",
         ),
     )
-    co.add_argument("action", choices=["serve", "events", "status"])
+    co.add_argument("action", choices=["serve", "events", "status", "plot"])
     co.add_argument("--dir", type=Path, required=True, metavar="DIR",
                     help="the collection folder (created when missing)")
     co.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT")
@@ -338,6 +339,10 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--max-size", type=float, default=64.0, metavar="MIB",
                     help="for serve: the largest bundle accepted (default 64 MiB)")
     co.add_argument("--kind", choices=["blocking", "outage"], help="for events")
+    co.add_argument("--chart", choices=["timeline", "reachability"], default="timeline",
+                    help="for plot: measurements and events over time (default), or the "
+                         "reachable share per network")
+    co.add_argument("--out", type=Path, metavar="FILE.png|FILE.svg", help="for plot")
     co.add_argument("--json", action="store_true")
 
     h = sub.add_parser(
@@ -698,26 +703,31 @@ def _print_events(found: Sequence[Any], as_json: bool) -> int:
     return 0
 
 
-def cmd_plot(args: argparse.Namespace) -> int:
-    if args.out.suffix.lower() not in (".png", ".svg"):
-        raise UsageError(f"--out {args.out}: use a .png or .svg file name")
-    from analysis.plots import plot_reachability, plot_timeline
+def _draw(out: Path | None, draw: Any) -> int:
+    """Write a chart to `out` with `draw(analysis.plots)`, turning a missing matplotlib or a bad
+    value into a one-line error."""
+    if out is None or out.suffix.lower() not in (".png", ".svg"):
+        raise UsageError(f"--out {out or ''}: use a .png or .svg file name")
+    try:
+        from analysis import plots
 
-    with Store(args.db) as store:
-        try:
-            if args.kind == "timeline":
-                points = event_points(store, args.since, args.until, args.target)
-                found = find_events(store, args.since, args.until, args.target)
-                written = plot_timeline(points, found, args.out, args.title)
-            else:
-                written = plot_reachability(reachability_bins(store, args.since, args.until),
-                                            args.out)
-        except ImportError:
-            raise UsageError("plots need matplotlib: pip install 'netvigil[plot]'") from None
-        except ValueError as exc:
-            raise UsageError(str(exc)) from None
+        written = draw(plots)
+    except ImportError:
+        raise UsageError("plots need matplotlib: pip install 'netvigil[plot]'") from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     err.print(f"wrote {written}")
     return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    with Store(args.db) as store:
+        if args.kind == "timeline":
+            return _draw(args.out, lambda plots: plots.plot_timeline(
+                event_points(store, args.since, args.until, args.target),
+                find_events(store, args.since, args.until, args.target), args.out, args.title))
+        return _draw(args.out, lambda plots: plots.plot_reachability(
+            reachability_bins(store, args.since, args.until), args.out))
 
 
 def _print_report(report: Any, as_json: bool, what: str) -> int:
@@ -923,6 +933,15 @@ def cmd_submit(args: argparse.Namespace) -> int:
     return 1 if result["error"] else 0
 
 
+def _plot_collection(collection: Any, args: argparse.Namespace) -> int:
+    if args.chart == "timeline":
+        return _draw(args.out, lambda plots: plots.plot_timeline(
+            collection.points(), collection.events(), args.out,
+            "netvigil collection: measurements and events"))
+    return _draw(args.out, lambda plots: plots.plot_reachability(
+        collection.reachability(), args.out))
+
+
 def cmd_collector(args: argparse.Namespace) -> int:
     from services.collection import Collection
     from services.collector import CollectorConfig, serve
@@ -941,6 +960,8 @@ def cmd_collector(args: argparse.Namespace) -> int:
     with Collection(args.dir) as collection:
         if args.action == "events":
             return _print_events(collection.events(args.kind), args.json)
+        if args.action == "plot":
+            return _plot_collection(collection, args)
         status = collection.status()
     if args.json:
         print(json.dumps(status, indent=2))

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from analysis.events import DEFAULT_POLICY, Event, EventPolicy, Point, detect_events
+from analysis.outages import Bin, reachability
 from probes.observations import utc_now
 from results.timeline import BundlePoints
 from results.verify import Problem
@@ -183,6 +184,12 @@ class Collection:
                ) -> list[Event]:
         """Blocking and outage events across every probe of the collection."""
         return [e for e in detect_events(self.points(), policy) if kind is None or e.kind == kind]
+
+    def reachability(self, bin_minutes: int = 60, window_bins: int = 24, warning: float = 0.8,
+                     critical: float = 0.5) -> list[Bin]:
+        """The reachable share per network and time bin across probes, flagged against each
+        network's baseline (as `netvigil plot reachability` does for one probe)."""
+        return reachability(self.points(), bin_minutes, window_bins, warning, critical)
 
     def origin(self, point_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Where each point comes from: probe, run and measurement ids, record hash, bundle."""

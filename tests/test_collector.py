@@ -186,6 +186,12 @@ def test_the_commands(small_probe: Store, collector: tuple[str, Path], monkeypat
     assert (status["bundles"], status["points"], len(status["probes"])) == (1, 3, 1)
     assert cli.main(["collector", "events", "--dir", str(folder), "--json"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out), list)
+    for chart, name in (("timeline", "t.png"), ("reachability", "r.svg")):
+        out = folder.parent / name
+        assert cli.main(["collector", "plot", "--dir", str(folder), "--chart", chart,
+                         "--out", str(out)]) == 0
+        assert out.read_bytes()[:4] in (b"\x89PNG", b"<?xm")
+    assert cli.main(["collector", "plot", "--dir", str(folder), "--out", "x.pdf"]) == 2
     monkeypatch.delenv("NETVIGIL_COLLECTOR", raising=False)
     assert cli.main(["--db", db, "submit"]) == 2
     assert cli.main(["collector", "status", "--dir", str(folder / "nope")]) == 2
