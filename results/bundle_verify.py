@@ -57,6 +57,7 @@ TABLES: dict[str, tuple[str, dict[str, tuple[Any, ...]], bool]] = {
 }
 # Derived files, checked elsewhere: the verdicts here, the events by the `derived` check.
 DERIVED = ("data/verdicts.jsonl", "data/events.json")
+CUSTODY_SIGNATURE = "data/custody_signature.json"
 # Files that bundles written before they existed do not have.
 OPTIONAL = ("data/timestamps.json",)
 
@@ -90,6 +91,7 @@ def verify_bundle(path: str | Path, derived: DerivedCheck | None = None) -> Repo
         if loaded is not None:
             conn, places, anchor = loaded
             check_raw(conn, anchor, places, report)
+            _check_custody_signature(files.get(CUSTODY_SIGNATURE), conn, report)
             if derived is not None:
                 derived(files, report)
     except (sqlite3.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -98,6 +100,37 @@ def verify_bundle(path: str | Path, derived: DerivedCheck | None = None) -> Repo
                                        f"({type(exc).__name__}: {exc})"))
     report.counts["files"] = len(files)
     return report
+
+
+def _check_custody_signature(data: bytes | None, conn: sqlite3.Connection,
+                             report: Report) -> None:
+    """The signature of the custody log's last entry, by a key of the bundle."""
+    if data is None:
+        report.notices.append("the custody log is not signed (a bundle made before netvigil "
+                              "signed it, or without a usable key)")
+        return
+    try:
+        signed = json.loads(data)
+        head, kid, signature = (signed["head_sha256"], signed["key_id"], signed["signature"])
+        if not all(isinstance(v, str) for v in (head, kid, signature)):
+            raise TypeError("fields are not text")
+    except (ValueError, KeyError, TypeError) as exc:
+        report.problems.append(Problem("file", f"unreadable ({type(exc).__name__}: {exc})",
+                                       CUSTODY_SIGNATURE))
+        return
+    last = conn.execute("SELECT sha256 FROM custody ORDER BY id DESC LIMIT 1").fetchone()
+    key = conn.execute("SELECT public_key FROM keys WHERE key_id = ?", (kid,)).fetchone()
+    if last is None or last[0] != head:
+        why = (f"it signs {head}, but the custody log's last entry has hash "
+               f"{last[0] if last else 'none'}")
+    elif key is None:
+        why = f"it is signed by key {kid}, which data/keys.json does not hold"
+    else:
+        why = signing.verify_signature(key[0], head, signature, signing.CUSTODY_PREFIX) or ""
+    if why:
+        report.problems.append(Problem("custody signature", why, CUSTODY_SIGNATURE))
+    else:
+        report.notices.append(f"the custody log is signed by key {kid}")
 
 
 def _members(zf: zipfile.ZipFile, report: Report) -> dict[str, bytes] | None:
@@ -222,7 +255,8 @@ def _load(files: dict[str, bytes], report: Report
                          (name, len(data), zlib.compress(data, 1)))
         elif folder == "data/certificates" and _HEX64.fullmatch(name.removesuffix(".der")):
             conn.execute("INSERT INTO certificates VALUES (?, ?)", (name[:-4], data))
-        elif path.startswith("data/") and path not in TABLES and path not in DERIVED:
+        elif path.startswith("data/") and path not in TABLES and path not in DERIVED \
+                and path != CUSTODY_SIGNATURE:
             report.problems.append(Problem("file", "not a file netvigil writes", path))
     ends = conn.execute("SELECT MIN(id), MAX(id) FROM records").fetchone()
     if ends[0] is None:

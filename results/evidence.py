@@ -34,6 +34,7 @@ from results import rows as R
 from results.bundle_verify import (
     BAGIT_TXT,
     CLOCK,
+    CUSTODY_SIGNATURE,
     MANIFEST,
     RECORD,
     SIGNATURE,
@@ -249,9 +250,14 @@ def _write_payload(store: Store, bag: _BagWriter, first: int, last: int,
     bag.add("data/clock.json", _json_list(_dicts(conn, (
         f"SELECT {', '.join(CLOCK)} FROM clock WHERE record_id BETWEEN ? AND ? ORDER BY id"),
         (first, last))))
+    last_entry = None
     with bag.stream("data/custody.jsonl") as fh:
         for entry in custody.entries(conn):
             fh.write(canonical_json(entry) + b"\n")
+            last_entry = entry["sha256"]
+    signed = _custody_signature(store, last_entry)
+    if signed is not None:
+        bag.add(CUSTODY_SIGNATURE, canonical_json(signed) + b"\n")
     verdicts = []
     with bag.stream("data/verdicts.jsonl") as fh:
         for verdict in _verdicts(store, first, last):
@@ -262,6 +268,23 @@ def _write_payload(store: Store, bag: _BagWriter, first: int, last: int,
     return {"exported": utc_now(), "anchor": heads[0][0],
             "head": heads[-1][1], "records": [first, last],
             "runs": sorted(r for r in runs if r is not None)}
+
+
+def _custody_signature(store: Store, head: str | None) -> dict[str, str] | None:
+    """The probe key's signature of the custody log's last entry, so that the log travels as
+    signed evidence like the runs do; None without entries, or without a usable key that the
+    bundle's keys.json holds."""
+    if head is None:
+        return None
+    try:
+        signer = store.keys.current()
+    except (OSError, ValueError, KeyError):
+        return None
+    known = store.db.conn.execute("SELECT 1 FROM keys WHERE key_id = ?", (signer.key_id,))
+    if known.fetchone() is None:
+        return None
+    return {"head_sha256": head, "key_id": signer.key_id,
+            "signature": signer.sign(head, signing.CUSTODY_PREFIX), "created": utc_now()}
 
 
 def _verdicts(store: Store, first: int, last: int) -> Iterator[dict[str, Any]]:
@@ -318,6 +341,7 @@ Files (a BagIt bag, RFC 8493)
   data/events.json       blocking and outage events found among these verdicts (derived:
                          `netvigil evidence verify` finds them again and compares).
   data/custody.jsonl     the custody log: collection, export, analysis, ... of these data.
+  data/custody_signature.json   the probe key's signature of the custody log's last entry.
 
 Step 1: every file is intact
   unzip the bundle, then in the folder {root}:
@@ -377,9 +401,8 @@ Step 4: the custody log
                {{"action", "details", "hashes", "time", "tool_version"}} )
   with details and hashes parsed from their (canonical JSON) text. This export itself is
   logged in the database after the bundle was written, with the zip's SHA-256.
-
-With netvigil installed, `netvigil evidence check <bundle.zip>` does all of the above and more
-(blob references, clock records, verdict links) and names any file or record that fails.
+  data/custody_signature.json signs the last entry's sha256 like a run head (step 3), with
+  the message "netvigil custody head v1\n" + <head_sha256>, by the key named in it.
 
 Step 5: the timestamps (if data/timestamps.json is not empty)
   Each token stamps the SHA-256 of the same message the probe signed (step 3). Save the token
@@ -388,6 +411,10 @@ Step 5: the timestamps (if data/timestamps.json is not empty)
   and check with OpenSSL:
       openssl ts -verify -in t.tsr -data m.txt -CAfile chain.pem
   Compare the root certificate's SHA-256 with the one the authority publishes.
+
+With netvigil installed, `netvigil evidence verify <bundle.zip>` does all of the above and more
+(blob references, clock records, verdict links, the events found again from the verdicts) and
+names any file or record that fails.
 
 Limits: times come from the probe's own clock (see data/clock.json), except the times in the
 timestamps, which come from the authority; runs without a timestamp have only the former.

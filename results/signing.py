@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 ENV_VAR = "NETVIGIL_KEYS"
 MESSAGE_PREFIX = b"netvigil run head v1\n"
+CUSTODY_PREFIX = b"netvigil custody head v1\n"  # an evidence bundle's custody log (at export)
 ALGORITHM = "Ed25519"
 
 # (kind, subject, what failed): kind says which table or bundle file holds the subject.
@@ -65,9 +66,10 @@ def key_id(public_raw: bytes) -> str:
     return sha256_hex(public_raw)[:32]
 
 
-def message(head_sha256: str) -> bytes:
-    """The bytes signed for a run whose last record has hash `head_sha256`."""
-    return MESSAGE_PREFIX + head_sha256.encode("ascii")
+def message(head_sha256: str, prefix: bytes = MESSAGE_PREFIX) -> bytes:
+    """The bytes signed for a run whose last record has hash `head_sha256` (with
+    CUSTODY_PREFIX: for a custody log whose last entry has that hash)."""
+    return prefix + head_sha256.encode("ascii")
 
 
 def b64decode_strict(text: str) -> bytes:
@@ -103,12 +105,13 @@ class Signer:
     def key_id(self) -> str:
         return key_id(self.public_raw)
 
-    def sign(self, head_sha256: str) -> str:
+    def sign(self, head_sha256: str, prefix: bytes = MESSAGE_PREFIX) -> str:
         """The base64 signature of a chain head."""
-        return base64.b64encode(self.private.sign(message(head_sha256))).decode("ascii")
+        return base64.b64encode(self.private.sign(message(head_sha256, prefix))).decode("ascii")
 
 
-def verify_signature(public_b64: str, head_sha256: str, signature_b64: str) -> str | None:
+def verify_signature(public_b64: str, head_sha256: str, signature_b64: str,
+                     prefix: bytes = MESSAGE_PREFIX) -> str | None:
     """None if `signature_b64` is a valid signature of the head by the key; else why not."""
     try:
         public = Ed25519PublicKey.from_public_bytes(b64decode_strict(public_b64))
@@ -119,7 +122,7 @@ def verify_signature(public_b64: str, head_sha256: str, signature_b64: str) -> s
     except ValueError as exc:
         return f"the signature is unreadable ({exc})"
     try:
-        public.verify(signature, message(head_sha256))
+        public.verify(signature, message(head_sha256, prefix))
     except InvalidSignature:
         return "the signature does not verify with its key"
     return None
