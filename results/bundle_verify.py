@@ -71,10 +71,19 @@ def manifest_text(entries: dict[str, str]) -> bytes:
 DerivedCheck = Callable[[dict[str, bytes], Report], None]
 
 
-def verify_bundle(path: str | Path, derived: DerivedCheck | None = None) -> Report:
+#: What a bundle may unpack to, and how many files it may hold: a zip from elsewhere may be a
+#: "zip bomb" (a small file that inflates to gigabytes). The declared sizes bound what reading
+#: returns (a member that inflates beyond its size fails its CRC check).
+MAX_UNPACKED = 4 << 30
+MAX_MEMBERS = 1_000_000
+
+
+def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
+                  max_unpacked: int = MAX_UNPACKED) -> Report:
     """Check a bundle on its own: every file against the manifests, the record chain from its
     anchor, every blob, signature, clock state, verdict link and the custody log; then, if the
-    raw data could be loaded, `derived` (given every file of the bag by path)."""
+    raw data could be loaded, `derived` (given every file of the bag by path). A bundle that
+    would unpack to more than `max_unpacked` bytes is refused unread."""
     report = Report()
     try:
         zf = zipfile.ZipFile(path)
@@ -82,7 +91,7 @@ def verify_bundle(path: str | Path, derived: DerivedCheck | None = None) -> Repo
         report.problems.append(Problem("bundle", f"not a readable zip: {exc}", str(path)))
         return report
     with zf:
-        files = _members(zf, report)
+        files = _members(zf, report, max_unpacked)
     if files is None:
         return report
     try:
@@ -133,8 +142,16 @@ def _check_custody_signature(data: bytes | None, conn: sqlite3.Connection,
         report.notices.append(f"the custody log is signed by key {kid}")
 
 
-def _members(zf: zipfile.ZipFile, report: Report) -> dict[str, bytes] | None:
-    """{path inside the bag: content}; None if the zip is not one bag."""
+def _members(zf: zipfile.ZipFile, report: Report, max_unpacked: int
+             ) -> dict[str, bytes] | None:
+    """{path inside the bag: content}; None if the zip is not one bag, or too big unpacked."""
+    infos = zf.infolist()
+    unpacked = sum(i.file_size for i in infos)
+    if unpacked > max_unpacked or len(infos) > MAX_MEMBERS:
+        report.problems.append(Problem("bundle", f"it would unpack to {unpacked} bytes in "
+                                       f"{len(infos)} files, beyond the limit of {max_unpacked} "
+                                       f"bytes and {MAX_MEMBERS} files: not read"))
+        return None
     names = [n for n in zf.namelist() if not n.endswith("/")]
     roots = {n.split("/", 1)[0] for n in names}
     if len(roots) != 1 or any("/" not in n for n in names):
@@ -148,7 +165,8 @@ def _members(zf: zipfile.ZipFile, report: Report) -> dict[str, bytes] | None:
             continue
         try:
             files[rel] = zf.read(name)
-        except (zipfile.BadZipFile, zlib.error, OSError) as exc:
+        except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError,
+                RuntimeError) as exc:  # damaged, an unknown method, encrypted
             report.problems.append(Problem("file", f"unreadable: {exc}", rel))
     return files
 

@@ -90,8 +90,10 @@ class Added:
 class Collection:
     """A collection folder (created when missing). Safe to share between threads."""
 
-    def __init__(self, folder: str | Path, allowed_keys: Sequence[str] = ()) -> None:
+    def __init__(self, folder: str | Path, allowed_keys: Sequence[str] = (),
+                 max_unpacked: int = 1 << 30) -> None:
         self.folder = Path(folder)
+        self.max_unpacked = max_unpacked  # a bundle inflating beyond this is refused unread
         self.bundles = self.folder / "bundles"
         self.bundles.mkdir(parents=True, exist_ok=True)
         self.allowed_keys = frozenset(allowed_keys)
@@ -124,7 +126,7 @@ class Collection:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            report = check_bundle(temp)
+            report = check_bundle(temp, max_unpacked=self.max_unpacked)
             if not report.ok:
                 raise BundleRejected(f"the bundle does not verify: {len(report.problems)} "
                                      f"problem(s), first: {report.problems[0]}", report.problems)

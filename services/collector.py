@@ -43,12 +43,14 @@ class CollectorConfig:
     tokens: tuple[str, ...] = ()  # accepted bearer tokens; none: anyone may submit
     allowed_keys: tuple[str, ...] = ()  # accepted signing key ids; none: any key
     max_body: int = 64 << 20  # bytes per bundle (413 beyond)
+    max_unpacked: int = 1 << 30  # bytes a bundle may inflate to (422 beyond: a zip bomb)
     max_concurrent_requests: int = 2  # bundles being checked at once (503 beyond)
     max_connections: int = 16
     io_timeout: float = 30.0  # each socket read/write (a bundle is large: be patient)
 
     def __post_init__(self) -> None:
-        for name in ("max_body", "max_concurrent_requests", "max_connections", "io_timeout"):
+        for name in ("max_body", "max_unpacked", "max_concurrent_requests", "max_connections",
+                     "io_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
 
@@ -105,7 +107,7 @@ class CollectorServer(BoundedServer):
     config: CollectorConfig
 
     def __init__(self, host: str, port: int, config: CollectorConfig) -> None:
-        self.collection = Collection(config.folder, config.allowed_keys)
+        self.collection = Collection(config.folder, config.allowed_keys, config.max_unpacked)
         super().__init__(host, port, config, _Handler)
 
     def server_close(self) -> None:

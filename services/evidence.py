@@ -19,6 +19,7 @@ from typing import Any
 
 from analysis.events import Point, detect_events
 from results import custody, signing
+from results.bundle_verify import MAX_UNPACKED
 from results.canonical import canonical_json, sha256_hex
 from results.evidence import Report, export_bundle, verify, verify_bundle
 from results.store import Store
@@ -130,9 +131,10 @@ def check_events(files: dict[str, bytes], report: Report) -> None:
     report.counts["events"] = len(claimed)
 
 
-def check_bundle(path: str | Path, store: Store | None = None) -> Report:
+def check_bundle(path: str | Path, store: Store | None = None,
+                 max_unpacked: int = MAX_UNPACKED) -> Report:
     """Check a bundle without its database; with `store`, log the check in its custody log."""
-    report = verify_bundle(path, derived=check_events)
+    report = verify_bundle(path, derived=check_events, max_unpacked=max_unpacked)
     if store is not None:
         custody.log(store, "verify", {
             "scope": "bundle", "file": Path(path).name, "ok": report.ok,

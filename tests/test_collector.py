@@ -202,3 +202,41 @@ def test_the_commands(small_probe: Store, collector: tuple[str, Path], monkeypat
     add_run(small_probe, "https://late.example/")
     assert cli.main(["--db", db, "submit", "--collector", closed]) == 1
     assert "1 pending; collector unreachable" in capsys.readouterr().out
+
+
+def test_a_zip_bomb_is_refused_unread(tmp_path: Path) -> None:
+    bomb = tmp_path / "bomb.zip"
+    with zipfile.ZipFile(bomb, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("b/bagit.txt", b"BagIt-Version: 1.0\n")
+        zf.writestr("b/data/records.jsonl", b"\0" * (8 << 20))  # 8 MiB of zeros: ~8 kB packed
+    data = bomb.read_bytes()
+    assert len(data) < 64 << 10
+    config = CollectorConfig(folder=tmp_path / "c", max_unpacked=4 << 20)
+    with make_server("127.0.0.1", 0, config) as server:
+        answer = post(f"http://127.0.0.1:{server.port}", data, token=None)
+    assert answer.status_code == 422
+    assert "would unpack to 8388627 bytes" in answer.json()["problems"][0]
+
+
+def test_a_damaged_or_encrypted_member_is_a_problem_not_a_crash(
+        small_probe: Store, tmp_path: Path) -> None:
+    from services.evidence import check_bundle
+
+    good = tmp_path / "b.zip"
+    export_evidence(small_probe, good)
+    raw = bytearray(good.read_bytes())
+    # Mark records.jsonl "encrypted" (general purpose flag bit 0) in its central directory entry:
+    # reading it would need a password.
+    at = raw.find(b"PK\x01\x02")
+    while at >= 0:
+        length = int.from_bytes(raw[at + 28:at + 30], "little")
+        if raw[at + 46:at + 46 + length].endswith(b"records.jsonl"):
+            raw[at + 8] |= 1
+        at = raw.find(b"PK\x01\x02", at + 4)
+    encrypted = tmp_path / "enc.zip"
+    encrypted.write_bytes(bytes(raw))
+    report = check_bundle(encrypted)
+    assert not report.ok
+    assert any(p.file and p.file.endswith("records.jsonl") and "encrypted" in p.what
+               for p in report.problems), \
+        report.problems
