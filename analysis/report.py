@@ -38,6 +38,7 @@ from analysis.report_model import (
     Table,
     numbered,
 )
+from analysis.report_pdf import text_support
 from analysis.report_plan import FindingPlan, plan_findings
 from analysis.report_text import (
     VantageInfo,
@@ -228,9 +229,18 @@ def _limitations(data: ReportData, tr: Translator) -> list[Block]:
     if not data.events_available:
         texts.append(_("Measurements were not grouped into events over time: each blocked "
                        "measurement is reported as a finding of its own."))
-    texts.append(_("The PDF version draws scripts whose letters join, such as Arabic, without "
-                   "joining them, and leaves out characters its font lacks; the HTML version "
-                   "shows all text as recorded."))
+    support = text_support()  # how `render_pdf` draws text here, with the fonts it finds
+    if support == "shaped":
+        texts.append(_("The PDF version leaves out characters its font lacks; the HTML version "
+                       "shows all text as recorded."))
+    elif support == "unshaped":
+        texts.append(_("The PDF version draws right-to-left scripts, such as Arabic and Hebrew, "
+                       "from left to right and without joining Arabic letters, and leaves out "
+                       "characters its font lacks; the HTML version shows all text as recorded."))
+    else:
+        texts.append(_("No Unicode font was found for the PDF version: it writes every "
+                       "character outside Latin-1, such as Arabic, Greek or Cyrillic letters, as "
+                       "its Unicode number; the HTML version shows all text as recorded."))
     return [Paragraph(t) for t in texts]
 
 

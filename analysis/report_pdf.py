@@ -9,12 +9,21 @@ Fonts: DejaVu Sans (and Sans Mono for evidence and hashes) when found, in the sy
 folder or in matplotlib's own data, embedded as subsets: they cover Latin, Greek, Cyrillic,
 Arabic and Hebrew letters. Without them the PDF falls back to the core Helvetica and Courier,
 which know only Latin-1: every other character is then written as `\\uXXXX`, so nothing is
-silently dropped or changed. Arabic is drawn without letter joining either way (that needs a
-shaping engine, uharfbuzz, which netvigil does not require); the report says so in its
-limitations, and right-to-left reports are right-aligned.
+silently dropped or changed.
+
+Shaping: with DejaVu and uharfbuzz (HarfBuzz, in the `[report]` extra) text is shaped, as in a
+browser: Arabic letters take their joined (initial, medial, final) forms and ligatures, and
+fpdf2's Unicode bidi algorithm orders mixed right-to-left and left-to-right runs (an address in
+an Arabic sentence keeps its own order). The report's language sets the paragraphs' base
+direction; quoted evidence and table cells take the direction of their own first strong letter
+(as quoted evidence does in the HTML, `dir="auto"`). Without uharfbuzz, or with the core fonts,
+text is drawn unshaped: Arabic letters unjoined, and right-to-left letters left to right, in
+the order they are stored. `text_support()` says which, and the report's limitations say so
+(`analysis.report`). Right-to-left reports are right-aligned either way.
 
 Untrusted text stays text: fpdf2's markdown is never switched on, and images come only from the
-report's own bytes.
+report's own bytes. Bidi controls in recorded text cannot reorder the page: `report_text.visible`
+has already written them out as `\\uXXXX`.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ from __future__ import annotations
 import importlib.util
 import io
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
+from typing import Literal
 
 from analysis.report_model import Figure, Heading, Paragraph, Report, Section, Table
 from analysis.report_text import parse_time
@@ -33,6 +44,7 @@ _FILES = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf",
           "mono": "DejaVuSansMono.ttf"}
 _COL_WEIGHTS = (10, 18, 7, 30, 27, 16, 52)  # exhibits: the hash column gets the most room
 LINE = 5.0  # mm per line of body text
+TextSupport = Literal["shaped", "unshaped", "latin1"]
 
 
 @dataclass(frozen=True)
@@ -64,20 +76,43 @@ def find_fonts(dirs: tuple[Path, ...] | None = None) -> Fonts | None:
     return None
 
 
+@cache
+def harfbuzz_importable() -> bool:
+    """uharfbuzz (the shaping engine fpdf2 uses) can be imported (checked once)."""
+    try:
+        import uharfbuzz  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def text_support(fonts: Fonts | None = None, find: bool = True) -> TextSupport:
+    """How `render_pdf` with the same `fonts` and `find` draws text: "shaped" (TrueType fonts and
+    uharfbuzz: Arabic letters joined, right-to-left runs ordered), "unshaped" (TrueType fonts
+    without uharfbuzz: letters unjoined, drawn left to right) or "latin1" (the core fonts)."""
+    if fonts is None and find:
+        fonts = find_fonts()
+    if fonts is None:
+        return "latin1"
+    return "shaped" if harfbuzz_importable() else "unshaped"
+
+
 def _latin1(text: str) -> str:
     return "".join(ch if ord(ch) < 256 else f"\\u{ord(ch):04x}" for ch in text)
 
 
 class _Writer:
-    def __init__(self, report: Report, fonts: Fonts | None) -> None:
+    def __init__(self, report: Report, fonts: Fonts | None, shape: bool) -> None:
         from fpdf import FPDF
 
         label = report.page_label
         body_font = "DejaVu" if fonts else "helvetica"
         clean = (lambda s: s) if fonts else _latin1
+        writer = self
 
         class _PDF(FPDF):
             def footer(self) -> None:
+                writer._shape(report.direction)
                 self.set_y(-15)
                 self.set_font(body_font, size=8)
                 self.cell(0, 10, clean(label.format(page=self.page_no(), pages="{nb}")),
@@ -95,6 +130,11 @@ class _Writer:
         self.mono = "DejaVuMono" if fonts else "courier"
         self.clean = clean
         self.align = "R" if report.direction == "rtl" else "L"
+        # Shaping needs TrueType fonts; fpdf2 raises when uharfbuzz is missing, so ask first.
+        self.shaping = shape and fonts is not None and harfbuzz_importable()
+        self.direction: str | None = report.direction  # the base direction shaping is set to
+        if self.shaping:
+            pdf.set_text_shaping(use_shaping_engine=True, direction=report.direction)
         pdf.set_title(clean(report.title))
         pdf.set_lang(report.lang)
         pdf.set_creator("netvigil")
@@ -102,11 +142,20 @@ class _Writer:
             pdf.set_creation_date(parse_time(report.generated))
         self.report = report
 
+    def _shape(self, direction: str | None) -> None:
+        """Shape with this base direction ("ltr", "rtl"; None: from the text's first strong
+        letter). Script and language are left to HarfBuzz, per run: a report in one language
+        quotes text in others."""
+        if self.shaping and direction != self.direction:
+            self.pdf.set_text_shaping(use_shaping_engine=True, direction=direction)
+            self.direction = direction
+
     def text(self, text: str, size: float = 10, bold: bool = False, mono: bool = False,
              indent: float = 0.0, height: float = LINE) -> None:
         from fpdf.enums import WrapMode, XPos, YPos
 
         pdf = self.pdf
+        self._shape(None if mono else self.report.direction)  # evidence: dir="auto"
         pdf.set_font(self.mono if mono else self.body, "B" if bold else "", size)
         pdf.set_x(pdf.l_margin + (0 if self.align == "R" else indent))
         pdf.multi_cell(pdf.epw - indent, height, self.clean(text), align=self.align,
@@ -129,6 +178,7 @@ class _Writer:
 
         pdf = self.pdf
         self.text(t.caption, bold=True)
+        self._shape(None)  # each cell its own direction: an Arabic label, an LTR URL or hash
         pdf.set_font(self.body, "", 7)
         mono = FontFace(family=self.mono, size_pt=6.5)
         with pdf.table(col_widths=_COL_WEIGHTS[: len(t.header)], text_align="LEFT",
@@ -172,9 +222,11 @@ class _Writer:
         return bytes(pdf.output())
 
 
-def render_pdf(report: Report, fonts: Fonts | None = None, find: bool = True) -> bytes:
+def render_pdf(report: Report, fonts: Fonts | None = None, find: bool = True,
+               shape: bool = True) -> bytes:
     """The report as PDF bytes. `fonts=None` with `find` looks for DejaVu (`find_fonts`);
-    `find=False` forces the core fonts."""
+    `find=False` forces the core fonts. Text is shaped when it can be (`text_support`);
+    `shape=False` draws it unshaped."""
     if fonts is None and find:
         fonts = find_fonts()
-    return _Writer(report, fonts).render()
+    return _Writer(report, fonts, shape).render()
