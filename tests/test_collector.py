@@ -240,3 +240,25 @@ def test_a_damaged_or_encrypted_member_is_a_problem_not_a_crash(
     assert any(p.file and p.file.endswith("records.jsonl") and "encrypted" in p.what
                for p in report.problems), \
         report.problems
+
+
+def test_monitor_sends_each_run_to_the_collector(tmp_path: Path, collector: tuple[str, Path],
+                                                 monkeypatch, capsys) -> None:
+    from tests.fakes.dns_server import FakeDNSServer, Rule
+    from tests.fakes.servers import HTTPServer, page
+
+    url, folder = collector
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("NETVIGIL_COLLECTOR_TOKEN", TOKEN)
+    db = tmp_path / "mon.db"
+    with FakeDNSServer({"ok.test": Rule(addresses=["127.0.0.1"])}) as dns, \
+            HTTPServer({"/": page("Plain")}) as web:
+        assert cli.main(["--db", str(db), "monitor", "--every", "1s", "--max-runs", "2",
+                         "--targets", f"http://ok.test:{web.port}/", "--resolver", dns.address,
+                         "--no-system-resolver", "--no-ipv6", "--no-netcheck", "--timeout", "1",
+                         "--accept-risks", "--collector", url]) == 0
+    log = capsys.readouterr().err
+    assert "submitted 1 runs in 1 bundles, 0 pending" in log
+    with Collection(folder) as collection:
+        status = collection.status()
+    assert (status["bundles"], status["points"]) == (2, 2)
