@@ -322,7 +322,7 @@ def _parser() -> argparse.ArgumentParser:
                     "it is kept). events, status: read the collection folder, across probes.",
         epilog=_examples(
             "netvigil collector serve --listen 0.0.0.0:8090 --dir /srv/collection --token s3cret",
-            "netvigil collector events --dir /srv/collection --kind outage",
+            "netvigil collector events --dir /srv/collection --kind outage --since 2026-11-01",
             "netvigil collector status --dir /srv/collection --json",
             "netvigil collector plot --dir /srv/collection --chart reachability --out r.png",
         ),
@@ -339,6 +339,7 @@ def _parser() -> argparse.ArgumentParser:
     co.add_argument("--max-size", type=float, default=64.0, metavar="MIB",
                     help="for serve: the largest bundle accepted (default 64 MiB)")
     co.add_argument("--kind", choices=["blocking", "outage"], help="for events")
+    _window(co)
     co.add_argument("--chart", choices=["timeline", "reachability"], default="timeline",
                     help="for plot: measurements and events over time (default), or the "
                          "reachable share per network")
@@ -936,10 +937,11 @@ def cmd_submit(args: argparse.Namespace) -> int:
 def _plot_collection(collection: Any, args: argparse.Namespace) -> int:
     if args.chart == "timeline":
         return _draw(args.out, lambda plots: plots.plot_timeline(
-            collection.points(), collection.events(), args.out,
+            collection.points(args.since, args.until),
+            collection.events(None, args.since, args.until), args.out,
             "netvigil collection: measurements and events"))
     return _draw(args.out, lambda plots: plots.plot_reachability(
-        collection.reachability(), args.out))
+        collection.reachability(args.since, args.until), args.out))
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
@@ -959,7 +961,11 @@ def cmd_collector(args: argparse.Namespace) -> int:
         raise UsageError(f"--dir {args.dir}: no collection there (collection.db is missing)")
     with Collection(args.dir) as collection:
         if args.action == "events":
-            return _print_events(collection.events(args.kind), args.json)
+            try:
+                found = collection.events(args.kind, args.since, args.until)
+            except ValueError as exc:
+                raise UsageError(f"--since/--until: {exc}") from None
+            return _print_events(found, args.json)
         if args.action == "plot":
             return _plot_collection(collection, args)
         status = collection.status()

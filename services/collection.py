@@ -28,6 +28,7 @@ import threading
 import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -57,9 +58,12 @@ CREATE TABLE IF NOT EXISTS points (
     probe TEXT NOT NULL,                -- the probe's oldest key id, or 'unsigned'
     run_id INTEGER NOT NULL,            -- in the probe's own database
     measurement_id INTEGER NOT NULL,    -- in the probe's own database
+    started TEXT NOT NULL,              -- the measurement's start, ISO 8601 UTC ("...Z")
+    network TEXT NOT NULL,              -- "AS64500 (KE)", "KE", or "vantage probe <key>"
     point TEXT NOT NULL                 -- JSON: results.timeline's point
 );
 CREATE INDEX IF NOT EXISTS points_probe ON points (probe);
+CREATE INDEX IF NOT EXISTS points_started ON points (started);
 """
 
 
@@ -148,7 +152,7 @@ class Collection:
                         (digest, utc_now(), len(data), json.dumps([probe]), runs, len(rows)))
                     self._conn.executemany(
                         "INSERT OR IGNORE INTO points (record_sha256, bundle, probe, run_id, "
-                        "measurement_id, point) VALUES (?, ?, ?, ?, ?, ?)",
+                        "measurement_id, started, network, point) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                         [(r[0], digest, *r[1:]) for r in rows])
                     new = self._count() - before
                     self._conn.execute("UPDATE bundles SET new_points = ? WHERE sha256 = ?",
@@ -174,24 +178,30 @@ class Collection:
 
     # --- reading ---------------------------------------------------------------------------
 
-    def points(self) -> list[Point]:
-        """Every indexed measurement as an event point, numbered by this collection."""
+    def points(self, since: str | None = None, until: str | None = None) -> list[Point]:
+        """The indexed measurements started in [since, until] (ISO 8601, UTC unless they say
+        otherwise; both optional) as event points, numbered by this collection, oldest first."""
+        low, high = utc_text(since) if since else "", utc_text(until) if until else "\uffff"
         found = []
-        for pid, text in self._conn.execute("SELECT id, point FROM points ORDER BY id"):
+        for pid, text in self._conn.execute(
+                "SELECT id, point FROM points WHERE started >= ? AND started <= ? "
+                "ORDER BY started, id", (low, high)):
             found.append(Point.from_dict({**json.loads(text), "measurement_id": pid}))
-        found.sort(key=lambda p: (p.time, p.measurement_id))
         return found
 
-    def events(self, kind: str | None = None, policy: EventPolicy = DEFAULT_POLICY
-               ) -> list[Event]:
+    def events(self, kind: str | None = None, since: str | None = None,
+               until: str | None = None, policy: EventPolicy = DEFAULT_POLICY) -> list[Event]:
         """Blocking and outage events across every probe of the collection."""
-        return [e for e in detect_events(self.points(), policy) if kind is None or e.kind == kind]
+        return [e for e in detect_events(self.points(since, until), policy)
+                if kind is None or e.kind == kind]
 
-    def reachability(self, bin_minutes: int = 60, window_bins: int = 24, warning: float = 0.8,
+    def reachability(self, since: str | None = None, until: str | None = None,
+                     bin_minutes: int = 60, window_bins: int = 24, warning: float = 0.8,
                      critical: float = 0.5) -> list[Bin]:
         """The reachable share per network and time bin across probes, flagged against each
         network's baseline (as `netvigil plot reachability` does for one probe)."""
-        return reachability(self.points(), bin_minutes, window_bins, warning, critical)
+        return reachability(self.points(since, until), bin_minutes, window_bins, warning,
+                            critical)
 
     def origin(self, point_ids: Sequence[int]) -> list[dict[str, Any]]:
         """Where each point comes from: probe, run and measurement ids, record hash, bundle."""
@@ -208,9 +218,19 @@ class Collection:
             "SELECT COUNT(*), COALESCE(SUM(size), 0), MAX(received) FROM bundles").fetchone()
         probes = [p for (p,) in self._conn.execute(
             "SELECT DISTINCT probe FROM points ORDER BY probe")]
-        networks = sorted({p.network for p in self.points()})
+        networks = [n for (n,) in self._conn.execute(
+            "SELECT DISTINCT network FROM points ORDER BY network")]
         return {"bundles": bundles, "bytes": size, "last_received": last,
                 "points": self._count(), "probes": probes, "networks": networks}
+
+
+def utc_text(when: str) -> str:
+    """An ISO 8601 time as UTC text that sorts as time does ("2026-11-29T03:04:05.000000Z");
+    a bare date is its midnight, a time without offset is UTC. ValueError if unreadable."""
+    moment = datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _index_rows(path: Path) -> tuple[list[tuple[Any, ...]], str, set[str], int]:
@@ -239,5 +259,6 @@ def _index_rows(path: Path) -> tuple[list[tuple[Any, ...]], str, set[str], int]:
             # Without a vantage id, each probe is its own vantage point.
             point["vantage"] = f"probe {probe[:12]}"
         rows.append((record_of[point["measurement_id"]], probe, point["run_id"],
-                     point["measurement_id"], json.dumps(point, sort_keys=True)))
+                     point["measurement_id"], utc_text(point["started"]),
+                     Point.from_dict(point).network, json.dumps(point, sort_keys=True)))
     return rows, probe, set(signers.values()), len(runs - {None})

@@ -87,6 +87,16 @@ def test_probes_submit_once_and_the_collection_finds_their_events(
         # The same events as the probe's own database finds, from the bundles alone.
         assert {(e.id, e.targets, e.start) for e in own} <= {
             (e.id, e.targets, e.start) for e in found}
+        # A window keeps the measurements started inside it, whatever the offset it is given in.
+        times = sorted(p.started for p in collection.points())
+        middle = times[len(times) // 2]
+        inside = collection.points(since=middle)
+        assert inside and all(p.started >= middle for p in inside)
+        assert len(inside) + len(collection.points(until=times[len(times) // 2 - 1])) >= \
+            len(times)
+        assert collection.points(since="2999-01-01") == []
+        assert collection.points(until="1999-12-31T23:00:00-05:00") == []
+        assert collection.events(since="2999-01-01") == []
         origin = collection.origin(list(found[0].measurement_ids))
         assert {o["probe"] for o in origin} <= set(status["probes"])
         assert all(len(o["record_sha256"]) == 64 for o in origin)
@@ -186,6 +196,8 @@ def test_the_commands(small_probe: Store, collector: tuple[str, Path], monkeypat
     assert (status["bundles"], status["points"], len(status["probes"])) == (1, 3, 1)
     assert cli.main(["collector", "events", "--dir", str(folder), "--json"]) == 0
     assert isinstance(json.loads(capsys.readouterr().out), list)
+    assert cli.main(["collector", "events", "--dir", str(folder), "--since", "yesterday"]) == 2
+    assert "--since/--until" in capsys.readouterr().err
     for chart, name in (("timeline", "t.png"), ("reachability", "r.svg")):
         out = folder.parent / name
         assert cli.main(["collector", "plot", "--dir", str(folder), "--chart", chart,
