@@ -177,9 +177,12 @@ def _parser() -> argparse.ArgumentParser:
                        formatter_class=fmt,
                        epilog=_examples("netvigil export --format csv --out runs.csv",
                                         "netvigil export --format jsonl --run 3 > run3.jsonl",
-                                        "netvigil export --format ooni --out ooni.jsonl"))
-    x.add_argument("--format", choices=["jsonl", "csv", "ooni"], default="jsonl",
-                   help="jsonl (every observation), csv (one row each), ooni (web_connectivity)")
+                                        "netvigil export --format ooni --out ooni.jsonl",
+                                        "netvigil export --format parquet --out m.parquet"))
+    x.add_argument("--format", choices=["jsonl", "csv", "ooni", "parquet"], default="jsonl",
+                   help="jsonl (every observation), csv (one row each), ooni (web_connectivity), "
+                        "parquet (one typed row each, with the run's network and vantage; "
+                        "needs --out)")
     x.add_argument("--run", type=int)
     x.add_argument("--out", type=Path, help="file to write (default: stdout)")
 
@@ -654,6 +657,8 @@ def _answers(obs: dict[str, Any]) -> str:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    if args.format == "parquet":
+        return _export_parquet(args)
     writer = {"jsonl": export_jsonl, "csv": export_csv, "ooni": export_ooni}[args.format]
     with Store(args.db) as store:
         if args.out is None:
@@ -662,6 +667,21 @@ def cmd_export(args: argparse.Namespace) -> int:
             with open(args.out, "w", newline="", encoding="utf-8") as fh:
                 writer(store, fh, run_id=args.run)
             err.print(f"wrote {args.out}")
+    return 0
+
+
+def _export_parquet(args: argparse.Namespace) -> int:
+    from results.export_parquet import export_parquet
+
+    if args.out is None:
+        raise UsageError("export --format parquet: give --out FILE.parquet (Parquet is binary)")
+    with Store(args.db) as store:
+        try:
+            rows = export_parquet(store, args.out, run_id=args.run)
+        except ImportError:
+            raise UsageError("Parquet export needs pyarrow: pip install 'netvigil[parquet]'") \
+                from None
+    err.print(f"wrote {args.out} ({rows} measurements)")
     return 0
 
 
