@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
+if TYPE_CHECKING:
+    from results.store import Store
+
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CORPUS = SHARED / "corpus"
+WC05 = CORPUS / "ooni" / "wc05_qa"
+
+
+def import_wc05(store: Store) -> None:
+    """Import OONI's 50 labelled measurements into `store`, judged with OONI's fingerprints:
+    real blocking, runs and events to test with (skips the test without the corpus)."""
+    from analysis.fingerprints import load_fingerprints
+    from services.ooni_tools import import_files
+
+    if not WC05.is_dir():
+        pytest.skip(f"OONI corpus not present at {WC05}")
+    fingerprints = load_fingerprints(CORPUS / "fingerprints" / "fingerprints_http.csv",
+                                     CORPUS / "fingerprints" / "fingerprints_dns.csv")
+    import_files([WC05], store, fingerprints)
 
 _skipped_lab: list[str] = []
 

@@ -10,27 +10,18 @@ from pathlib import Path
 
 import pytest
 
-from analysis.fingerprints import load_fingerprints
 from results.store import Store
 from services.events import events
 from services.evidence import check_bundle, export_evidence, verify_database
-from services.ooni_tools import import_files
-from tests.conftest import CORPUS
+from tests.conftest import import_wc05
 from tests.test_evidence import members, redo_manifests, write_zip
-
-WC05 = CORPUS / "ooni" / "wc05_qa"
 
 
 @pytest.fixture(scope="module")
 def db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    if not WC05.is_dir():
-        pytest.skip(f"OONI corpus not present at {WC05}")
     path = tmp_path_factory.mktemp("bundle-events") / "wc.db"
-    keys = path.parent / "keys"
-    with Store(path, keys=keys) as store:
-        fingerprints = load_fingerprints(CORPUS / "fingerprints" / "fingerprints_http.csv",
-                                         CORPUS / "fingerprints" / "fingerprints_dns.csv")
-        import_files([WC05], store, fingerprints)
+    with Store(path, keys=path.parent / "keys") as store:
+        import_wc05(store)
     return path
 
 

@@ -14,30 +14,23 @@ import pytest
 import requests
 
 import cli
-from analysis.fingerprints import load_fingerprints
 from results.store import Store
 from services.collection import Collection
 from services.collector import CollectorConfig, make_server
 from services.events import events
 from services.evidence import export_evidence
-from services.ooni_tools import import_files
 from services.submit import pending_runs, submit
-from tests.conftest import CORPUS
+from tests.conftest import import_wc05
 from tests.test_evidence import URLS, add_run, flip_bytes
 
-WC05 = CORPUS / "ooni" / "wc05_qa"
 TOKEN = "s3cret-token"
 
 
 @pytest.fixture
 def ooni_probe(tmp_path: Path) -> Iterator[Store]:
     """A probe whose runs hold real blocking (imported OONI measurements)."""
-    if not WC05.is_dir():
-        pytest.skip(f"OONI corpus not present at {WC05}")
-    fingerprints = load_fingerprints(CORPUS / "fingerprints" / "fingerprints_http.csv",
-                                     CORPUS / "fingerprints" / "fingerprints_dns.csv")
     with Store(tmp_path / "a.db", keys=tmp_path / "keys-a") as store:
-        import_files([WC05], store, fingerprints)
+        import_wc05(store)
         yield store
 
 

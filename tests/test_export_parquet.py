@@ -13,25 +13,17 @@ import pyarrow.parquet as pq
 import pytest
 
 import cli
-from analysis.fingerprints import load_fingerprints
 from results import export_parquet as module
 from results.export import export_csv
 from results.export_parquet import export_parquet
 from results.store import Store
-from services.ooni_tools import import_files
-from tests.conftest import CORPUS
-
-WC05 = CORPUS / "ooni" / "wc05_qa"
+from tests.conftest import import_wc05
 
 
 @pytest.fixture
 def store(tmp_path: Path):
-    if not WC05.is_dir():
-        pytest.skip(f"OONI corpus not present at {WC05}")
-    fingerprints = load_fingerprints(CORPUS / "fingerprints" / "fingerprints_http.csv",
-                                     CORPUS / "fingerprints" / "fingerprints_dns.csv")
     with Store(tmp_path / "p.db", keys=tmp_path / "keys") as s:
-        import_files([WC05], s, fingerprints)
+        import_wc05(s)
         yield s
 
 
