@@ -313,7 +313,9 @@ def _parser() -> argparse.ArgumentParser:
     su.add_argument("--collector", metavar="URL", help="default: $NETVIGIL_COLLECTOR")
     su.add_argument("--ca-bundle", metavar="PEM", help="verify the collector's certificate "
                     "against this bundle")
-    su.add_argument("--runs-per-bundle", type=int, default=50, metavar="N")
+    su.add_argument("--runs-per-bundle", type=int, default=10, metavar="N",
+                    help="runs in one bundle (default 10; fewer while the collector finds a "
+                         "bundle too big)")
     su.add_argument("--timeout", type=float, default=60.0, metavar="S",
                     help="seconds to wait for the collector's answer to one bundle")
     su.add_argument("--json", action="store_true")

@@ -2,7 +2,8 @@
 
 Which runs went where is kept in the custody log (an `export` entry with "submitted": the
 collector's address and the runs), so each finished run is sent once; a run still in progress
-waits for the next call. Runs go in bundles of `runs_per_bundle`. A collector that cannot be
+waits for the next call. Runs go in bundles of `runs_per_bundle`, fewer while the collector
+answers that a bundle is too big (HTTP 413). A collector that cannot be
 reached, refuses or is busy ends the call with the runs still pending: nothing is lost, the next
 call sends them. Only what the bundle holds is sent (never the probe's address, which the store
 never has); the collector sees the connection's address, as any server does.
@@ -23,7 +24,7 @@ from results import custody
 from results.store import Store
 from services.evidence import export_evidence
 
-RUNS_PER_BUNDLE = 50
+RUNS_PER_BUNDLE = 10  # halved while a collector finds the bundles too big (413)
 MAX_ANSWER = 256 << 10
 
 
@@ -77,16 +78,23 @@ def submit(
         headers["Authorization"] = f"Bearer {token}"
     try:
         with tempfile.TemporaryDirectory(prefix="netvigil-submit-") as folder:
-            for start in range(0, len(todo), max(1, runs_per_bundle)):
-                chunk = todo[start:start + max(1, runs_per_bundle)]
+            size, start = max(1, runs_per_bundle), 0
+            while start < len(todo):
+                chunk = todo[start:start + size]
                 bundle = Path(folder) / f"runs-{chunk[0]}-{chunk[-1]}.zip"
                 exported = export_evidence(store, bundle, run_ids=chunk)
-                answer, error = _post(session, url, bundle.read_bytes(), headers,
-                                      (connect_timeout, timeout))
+                answer, error, status = _post(session, url, bundle.read_bytes(), headers,
+                                              (connect_timeout, timeout))
                 bundle.unlink()
+                if answer is None and status == 413 and len(chunk) > 1:
+                    size = len(chunk) // 2  # too big for this collector: fewer runs a bundle
+                    continue
                 if answer is None:
+                    if status == 413:
+                        error = f"run {chunk[0]} alone is more than the collector takes: {error}"
                     result["error"] = error
                     break
+                start += len(chunk)
                 custody.log(store, "export", {
                     "submitted": f"{parts.scheme}://{parts.netloc}", "runs": chunk,
                     "known": bool(answer.get("known")),
@@ -101,21 +109,22 @@ def submit(
 
 
 def _post(session: requests.Session, url: str, body: bytes, headers: dict[str, str],
-          timeout: tuple[float, float]) -> tuple[dict[str, Any] | None, str]:
-    """(the collector's JSON answer, "") on 200/201, else (None, why)."""
+          timeout: tuple[float, float]) -> tuple[dict[str, Any] | None, str, int | None]:
+    """(the collector's JSON answer, "", status) on 200/201, else (None, why, status or None
+    when there was no answer)."""
     try:
         with session.post(url, data=body, headers=headers, timeout=timeout, stream=True,
                           allow_redirects=False) as response:
             raw = response.raw.read(MAX_ANSWER, decode_content=True) or b""
             status = response.status_code
     except requests.RequestException as exc:
-        return None, f"collector unreachable: {failures.classify_requests(exc)}"
+        return None, f"collector unreachable: {failures.classify_requests(exc)}", None
     try:
         answer = json.loads(raw)
     except ValueError:
         answer = None
     if status in (200, 201) and isinstance(answer, dict):
-        return answer, ""
+        return answer, "", status
     detail = answer.get("error") if isinstance(answer, dict) else None
     text = " ".join(str(detail or "").split())[:300]  # the collector's words: one bounded line
-    return None, f"collector answered HTTP {status}{': ' + text if text else ''}"
+    return None, f"collector answered HTTP {status}{': ' + text if text else ''}", status

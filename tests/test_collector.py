@@ -5,6 +5,7 @@ could not take stay pending. Real OONI measurements (wc05) make one probe's even
 from __future__ import annotations
 
 import json
+import os
 import socket
 import zipfile
 from collections.abc import Iterator
@@ -155,6 +156,32 @@ def test_tokens_sizes_and_keys_are_enforced(small_probe: Store, tmp_path: Path) 
     with make_server("127.0.0.1", 0, strict) as server:
         refused = post(f"http://127.0.0.1:{server.port}", data, token=None)
         assert refused.status_code == 403 and "does not accept" in refused.json()["error"]
+
+
+def test_bundles_shrink_until_the_collector_takes_them(tmp_path: Path) -> None:
+    from tests.test_evidence import CLOCK
+    from tests.test_store import CONFIG, VANTAGE, make_measurement
+
+    with Store(tmp_path / "big.db", keys=tmp_path / "keys-big") as probe:
+        for n in range(3):  # each run brings 30 kB that do not compress
+            run_id = probe.begin_run(VANTAGE, CONFIG)
+            probe.record_clock(run_id, CLOCK)
+            probe.add_measurement(run_id, make_measurement(f"https://r{n}.example/",
+                                                           body=os.urandom(30_000)))
+            probe.finish_run(run_id, "ok", {})
+        config = CollectorConfig(folder=tmp_path / "c", max_body=45_000)  # one run, not two
+        with make_server("127.0.0.1", 0, config) as server:
+            url = f"http://127.0.0.1:{server.port}"
+            result = submit(probe, url, runs_per_bundle=8)
+            assert result["error"] is None and result["runs"] == [1, 2, 3]
+            assert result["sent"] == 3  # 3 runs: 413; 1 run: taken; then one at a time
+        tiny = CollectorConfig(folder=tmp_path / "d", max_body=1000)
+        with make_server("127.0.0.1", 0, tiny) as server:
+            add_run(probe, "https://late.example/")
+            refused = submit(probe, f"http://127.0.0.1:{server.port}")
+            assert refused["error"].startswith("run 4 alone is more than the collector takes: "
+                                               "collector answered HTTP 413")
+            assert refused["pending"] == [4]
 
 
 def test_runs_wait_while_the_collector_cannot_take_them(
