@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from results import custody, signing
-from results.canonical import sha256_hex
+from results.canonical import GENESIS, sha256_hex
 from results.schema import migrate
 from results.verify import Places, Problem, Report, check_raw
 
@@ -99,8 +99,10 @@ def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
         loaded = _load(files, report)
         if loaded is not None:
             conn, places, anchor = loaded
-            check_raw(conn, anchor, places, report)
-            _check_custody_signature(files.get(CUSTODY_SIGNATURE), conn, report)
+            custody_anchor = _custody_anchor(conn, files, report)
+            check_raw(conn, anchor, places, report, custody_anchor)
+            _check_custody_signature(files.get(CUSTODY_SIGNATURE), conn, custody_anchor,
+                                     report)
             if derived is not None:
                 derived(files, report)
     except (sqlite3.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -111,17 +113,30 @@ def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
     return report
 
 
-def _check_custody_signature(data: bytes | None, conn: sqlite3.Connection,
+def _custody_anchor(conn: sqlite3.Connection, files: dict[str, bytes], report: Report) -> str:
+    """The hash before the bundle's first custody entry, as bag-info.txt states it (bundles
+    made before netvigil sliced the log state none: theirs starts at the log's first entry)."""
+    stated = _bag_info(files).get("Netvigil-Custody-Anchor", GENESIS)
+    first = conn.execute("SELECT prev_sha256 FROM custody ORDER BY id LIMIT 1").fetchone()
+    if first is not None and first[0] != stated:
+        report.problems.append(Problem("Netvigil-Custody-Anchor", f"differs from the custody "
+                                       f"log's first entry ({first[0]})", "bag-info.txt"))
+    return stated
+
+
+def _check_custody_signature(data: bytes | None, conn: sqlite3.Connection, anchor: str,
                              report: Report) -> None:
-    """The signature of the custody log's last entry, by a key of the bundle."""
+    """The signature of the custody slice (its anchor and last entry), by a key of the
+    bundle."""
     if data is None:
         report.notices.append("the custody log is not signed (a bundle made before netvigil "
                               "signed it, or without a usable key)")
         return
     try:
         signed = json.loads(data)
-        head, kid, signature = (signed["head_sha256"], signed["key_id"], signed["signature"])
-        if not all(isinstance(v, str) for v in (head, kid, signature)):
+        head, kid, signature, signed_anchor = (signed["head_sha256"], signed["key_id"],
+                                               signed["signature"], signed["anchor_sha256"])
+        if not all(isinstance(v, str) for v in (head, kid, signature, signed_anchor)):
             raise TypeError("fields are not text")
     except (ValueError, KeyError, TypeError) as exc:
         report.problems.append(Problem("file", f"unreadable ({type(exc).__name__}: {exc})",
@@ -132,10 +147,13 @@ def _check_custody_signature(data: bytes | None, conn: sqlite3.Connection,
     if last is None or last[0] != head:
         why = (f"it signs {head}, but the custody log's last entry has hash "
                f"{last[0] if last else 'none'}")
+    elif signed_anchor != anchor:
+        why = f"it signs the anchor {signed_anchor}, but the custody log starts after {anchor}"
     elif key is None:
         why = f"it is signed by key {kid}, which data/keys.json does not hold"
     else:
-        why = signing.verify_signature(key[0], head, signature, signing.CUSTODY_PREFIX) or ""
+        why = signing.verify_signature(key[0], head, signature,
+                                       signing.custody_prefix(anchor)) or ""
     if why:
         report.problems.append(Problem("custody signature", why, CUSTODY_SIGNATURE))
     else:

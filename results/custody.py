@@ -85,16 +85,26 @@ def append(
     return cursor.lastrowid
 
 
-def entries(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Every entry, oldest first, with `details` and `hashes` as stored (canonical JSON text)."""
-    cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM custody ORDER BY id")
+def entries(conn: sqlite3.Connection, first_id: int = 1) -> list[dict[str, Any]]:
+    """Every entry from `first_id` on, oldest first, with `details` and `hashes` as stored
+    (canonical JSON text)."""
+    cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM custody WHERE id >= ? ORDER BY id",
+                          (first_id,))
     return [dict(zip(COLUMNS, row, strict=True)) for row in cursor]
 
 
-def check(conn: sqlite3.Connection) -> list[tuple[str, str]]:
-    """(subject, what failed) for every entry that does not hold; [] means the log is intact."""
+def first_since(conn: sqlite3.Connection, time: str) -> int | None:
+    """The id of the first entry logged at or after `time` (ISO 8601 UTC), None if none was."""
+    row = conn.execute("SELECT MIN(id) FROM custody WHERE time >= ?", (time,)).fetchone()
+    return None if row[0] is None else int(row[0])
+
+
+def check(conn: sqlite3.Connection, anchor: str = GENESIS) -> list[tuple[str, str]]:
+    """(subject, what failed) for every entry that does not hold; [] means the log is intact.
+    `anchor` is the hash before the first entry (GENESIS for a whole log, the hash of the entry
+    before a slice for a bundle's part of it)."""
     problems: list[tuple[str, str]] = []
-    expected_prev = GENESIS
+    expected_prev = anchor
     for entry in entries(conn):
         why = _entry_problem(entry, expected_prev)
         if why:

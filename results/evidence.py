@@ -43,7 +43,7 @@ from results.bundle_verify import (
     manifest_text,
     verify_bundle,
 )
-from results.canonical import canonical_json, sha256_hex
+from results.canonical import GENESIS, canonical_json, sha256_hex
 from results.store import Store
 from results.timeline import BundlePoints
 from results.verify import Problem, Report, snapshot, verify
@@ -185,6 +185,7 @@ class _BagWriter:
                                     "hash chain, run signatures, clock states, verdicts and "
                                     "custody log; see README.txt",
             "Netvigil-Chain-Anchor": summary["anchor"],
+            "Netvigil-Custody-Anchor": summary["custody_anchor"],
             "Netvigil-Chain-Head": summary["head"],
             "Netvigil-Records": f"{summary['records'][0]}-{summary['records'][1]}",
             "Netvigil-Runs": " ".join(str(r) for r in summary["selected_runs"]),
@@ -250,14 +251,20 @@ def _write_payload(store: Store, bag: _BagWriter, first: int, last: int,
     bag.add("data/clock.json", _json_list(_dicts(conn, (
         f"SELECT {', '.join(CLOCK)} FROM clock WHERE record_id BETWEEN ? AND ? ORDER BY id"),
         (first, last))))
-    last_entry = None
+    # The custody log from the first entry logged since the slice's first record: what was
+    # done with these data since they were collected, not the probe's whole history (a bundle a
+    # run, for years, must not carry years of log each).
+    first_record = conn.execute("SELECT created FROM records WHERE id = ?", (first,)).fetchone()
+    first_entry = custody.first_since(conn, first_record[0])
+    slice_entries = custody.entries(conn, first_entry) if first_entry is not None else []
+    custody_anchor = slice_entries[0]["prev_sha256"] if slice_entries else GENESIS
     with bag.stream("data/custody.jsonl") as fh:
-        for entry in custody.entries(conn):
+        for entry in slice_entries:
             fh.write(canonical_json(entry) + b"\n")
-            last_entry = entry["sha256"]
-    signed = _custody_signature(store, last_entry)
-    if signed is not None:
-        bag.add(CUSTODY_SIGNATURE, canonical_json(signed) + b"\n")
+    if slice_entries:
+        signed = _custody_signature(store, custody_anchor, slice_entries[-1]["sha256"])
+        if signed is not None:
+            bag.add(CUSTODY_SIGNATURE, canonical_json(signed) + b"\n")
     verdicts = []
     with bag.stream("data/verdicts.jsonl") as fh:
         for verdict in _verdicts(store, first, last):
@@ -265,17 +272,15 @@ def _write_payload(store: Store, bag: _BagWriter, first: int, last: int,
             verdicts.append(verdict)
     if derive_events is not None:
         bag.add("data/events.json", _json_list(derive_events(points.points(verdicts))))
-    return {"exported": utc_now(), "anchor": heads[0][0],
+    return {"exported": utc_now(), "anchor": heads[0][0], "custody_anchor": custody_anchor,
             "head": heads[-1][1], "records": [first, last],
             "runs": sorted(r for r in runs if r is not None)}
 
 
-def _custody_signature(store: Store, head: str | None) -> dict[str, str] | None:
-    """The probe key's signature of the custody log's last entry, so that the log travels as
-    signed evidence like the runs do; None without entries, or without a usable key that the
+def _custody_signature(store: Store, anchor: str, head: str) -> dict[str, str] | None:
+    """The probe key's signature of the custody slice (its anchor and last entry), so that the
+    log travels as signed evidence like the runs do; None without a usable key that the
     bundle's keys.json holds."""
-    if head is None:
-        return None
     try:
         signer = store.keys.current()
     except (OSError, ValueError, KeyError):
@@ -283,8 +288,9 @@ def _custody_signature(store: Store, head: str | None) -> dict[str, str] | None:
     known = store.db.conn.execute("SELECT 1 FROM keys WHERE key_id = ?", (signer.key_id,))
     if known.fetchone() is None:
         return None
-    return {"head_sha256": head, "key_id": signer.key_id,
-            "signature": signer.sign(head, signing.CUSTODY_PREFIX), "created": utc_now()}
+    return {"anchor_sha256": anchor, "head_sha256": head, "key_id": signer.key_id,
+            "signature": signer.sign(head, signing.custody_prefix(anchor)),
+            "created": utc_now()}
 
 
 def _verdicts(store: Store, first: int, last: int) -> Iterator[dict[str, Any]]:
@@ -401,8 +407,11 @@ Step 4: the custody log
                {{"action", "details", "hashes", "time", "tool_version"}} )
   with details and hashes parsed from their (canonical JSON) text. This export itself is
   logged in the database after the bundle was written, with the zip's SHA-256.
-  data/custody_signature.json signs the last entry's sha256 like a run head (step 3), with
-  the message "netvigil custody head v1\n" + <head_sha256>, by the key named in it.
+  The log starts at the first entry made since the first record here was collected; the
+  first entry's prev_sha256 is its anchor (Netvigil-Custody-Anchor in bag-info.txt; 64 zeros:
+  the log's first entry). data/custody_signature.json signs the slice like a run head (step 3),
+  the message being "netvigil custody head v1\n" + <anchor_sha256> + "\n" + <head_sha256>,
+  by the key named in it.
 
 Step 5: the timestamps (if data/timestamps.json is not empty)
   Each token stamps the SHA-256 of the same message the probe signed (step 3). Save the token

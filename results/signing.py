@@ -47,6 +47,12 @@ if TYPE_CHECKING:
 ENV_VAR = "NETVIGIL_KEYS"
 MESSAGE_PREFIX = b"netvigil run head v1\n"
 CUSTODY_PREFIX = b"netvigil custody head v1\n"  # an evidence bundle's custody log (at export)
+
+
+def custody_prefix(anchor_sha256: str) -> bytes:
+    """What is signed before a bundle's custody head: the prefix and the slice's anchor, so that
+    neither end of the slice can be cut off unnoticed."""
+    return CUSTODY_PREFIX + anchor_sha256.encode("ascii") + b"\n"
 ALGORITHM = "Ed25519"
 
 # (kind, subject, what failed): kind says which table or bundle file holds the subject.

@@ -133,8 +133,10 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("COMMIT")
 
 
-def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Report) -> None:
-    """The checks that need only the raw tables (shared by `verify` and the bundle check)."""
+def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Report,
+              custody_anchor: str = GENESIS) -> None:
+    """The checks that need only the raw tables (shared by `verify` and the bundle check);
+    `anchor` and `custody_anchor` are the hashes before the first record and custody entry."""
     for rid in integrity.verify_chain(conn, anchor):
         subject, file = places.record(rid)
         report.problems.append(Problem(subject, explain_record(conn, rid, anchor), file))
@@ -146,7 +148,8 @@ def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Rep
     found, notices = timestamps.check(conn)
     report.problems.extend(Problem(s, w, places.file(kind)) for kind, s, w in found)
     report.notices.extend(notices)
-    report.problems.extend(Problem(s, w, places.file("custody")) for s, w in custody.check(conn))
+    report.problems.extend(Problem(s, w, places.file("custody"))
+                           for s, w in custody.check(conn, custody_anchor))
     _check_clock(conn, places, report)
     report.counts.update({
         name: conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]

@@ -83,3 +83,45 @@ def test_without_the_file_the_check_says_the_log_is_unsigned(store: Store,
     report = check_bundle(write_zip(tmp_path / "old.zip", redo_manifests(files, "b")))
     assert report.ok
     assert any("custody log is not signed" in n for n in report.notices)
+
+
+def test_a_bundle_carries_the_log_since_its_data_were_collected(store: Store,
+                                                                tmp_path: Path) -> None:
+    from results import custody
+    from tests.test_evidence import add_run
+
+    for _ in range(40):  # a long history before the run we export
+        custody.log(store, "verify", {"scope": "database", "ok": True})
+    late = add_run(store, "https://late.example/")
+    out = tmp_path / "b.zip"  # the bag's folder is named after the file: b/
+    export_bundle(store, out, run_ids=[late])
+    files = members(out)
+    entries = [json.loads(line) for line in files["b/data/custody.jsonl"].splitlines()]
+    total = store.db.conn.execute("SELECT COUNT(*) FROM custody").fetchone()[0]
+    assert 1 <= len(entries) <= 2 < total  # the run's collection (and no old history)
+    assert entries[0]["action"] == "collection"
+    anchor = entries[0]["prev_sha256"]
+    assert anchor != "0" * 64
+    info = files["b/bag-info.txt"].decode()
+    assert f"Netvigil-Custody-Anchor: {anchor}" in info
+    assert json.loads(files["b/data/custody_signature.json"])["anchor_sha256"] == anchor
+    assert check_bundle(write_zip(tmp_path / "same.zip", files)).ok
+
+
+def test_cutting_the_front_of_the_log_fails_on_the_signed_anchor(store: Store,
+                                                                 tmp_path: Path) -> None:
+    files = exported(store, tmp_path)
+    entries = files["b/data/custody.jsonl"].splitlines(keepends=True)
+    assert len(entries) >= 2
+    new_anchor = json.loads(entries[1])["prev_sha256"]
+    files["b/data/custody.jsonl"] = b"".join(entries[1:])
+    info = files["b/bag-info.txt"].decode()
+    files["b/bag-info.txt"] = info.replace("Netvigil-Custody-Anchor: " + "0" * 64,
+                                           "Netvigil-Custody-Anchor: " + new_anchor).encode()
+    problems = checked(tmp_path, files)
+    assert problems == ["data/custody_signature.json: custody signature: it signs the anchor "
+                        + "0" * 64 + f", but the custody log starts after {new_anchor}"]
+    # and without mending bag-info.txt, the stated anchor gives it away as well
+    files["b/bag-info.txt"] = info.encode()
+    assert any(p.startswith("bag-info.txt: Netvigil-Custody-Anchor: differs")
+               for p in checked(tmp_path, files))
