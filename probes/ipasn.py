@@ -112,13 +112,13 @@ def lookup(path: Path, address: str | IPAddress) -> ASInfo | None:
     candidate: tuple[int, str] | None = None
     for n, text in _lines(path):
         first = text.split("\t", 1)[0]
-        if ("." in first) != (family == socket.AF_INET):
+        if (":" in first) != (family == socket.AF_INET6):  # "::ffff:1.2.3.4" is IPv6
             continue
         try:
             start = int.from_bytes(socket.inet_pton(family, first), "big")
         except OSError:
-            _parse(path, n, text)  # raises a TableError that says what is wrong
-            raise  # pragma: no cover - _parse refuses every start inet_pton refuses
+            _parse(path, n, text)  # a TableError that says what is wrong, if it can tell
+            raise TableError(f"{path}:{n}: {first[:60]!r} is not an address") from None
         if start > wanted:
             break  # ranges come in address order: no later one can hold it
         candidate = (n, text)

@@ -14,13 +14,12 @@ pyarrow is the optional `[parquet]` extra; it is imported when an export runs.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from results.rows import split_list
 from results.store import Store
-from results.timeline import vantage_fields
+from results.timeline import utc_moment, vantage_fields
 
 ROW_GROUP = 10_000
 
@@ -39,14 +38,6 @@ def _schema(pa: Any) -> Any:
              "bool": pa.bool_(), "timestamp": pa.timestamp("us", tz="UTC"),
              "list": pa.list_(pa.string())}
     return pa.schema([(name, types[kind]) for name, kind in COLUMNS.items()])
-
-
-def _started(text: Any) -> datetime | None:
-    try:
-        moment = datetime.fromisoformat(str(text).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _lists(value: Any) -> list[str]:
@@ -73,7 +64,7 @@ def export_parquet(store: Store, out: str | Path, run_id: int | None = None) -> 
                 run = runs[row["run_id"]] = {"run_network": info.get("network"),
                                              **vantage_fields(vantage)}
             values = {**row, **run, "target": row["target_url"],
-                      "started": _started(row["started"]),
+                      "started": utc_moment(row["started"], strict=False),
                       "techniques": _lists(row.get("techniques")),
                       "outcomes": _lists(row.get("outcomes"))}
             for name in COLUMNS:

@@ -34,7 +34,7 @@ def verdict_points(
     (with or without its trailing slash) or a hostname, as `Store.measurements` does. A row
     whose start time cannot be read is left out.
     """
-    low, high = _moment(since), _moment(until)
+    low, high = utc_moment(since), utc_moment(until)
     # Only the target clause: its columns (target_url, hostname) exist in measurements alone.
     where, args = _filters(None, target, None)
     sql = (
@@ -46,7 +46,7 @@ def verdict_points(
     found: list[tuple[datetime, int, dict[str, Any]]] = []
     vantages: dict[str, dict[str, Any]] = {}  # the same run's JSON is decoded once
     for row in store.db.query(sql, args):
-        moment = _moment(row["started"], strict=False)
+        moment = utc_moment(row["started"], strict=False)
         if moment is None or (low and moment < low) or (high and moment > high):
             continue
         text = row["vantage"] or "{}"
@@ -76,9 +76,12 @@ class BundlePoints:
         self._vantages: dict[int, dict[str, Any]] = {}
         self._networks: dict[int, Any] = {}
         self._measured: dict[int, tuple[Any, Any]] = {}  # record id -> (started, platform)
+        self.runs: set[int] = set()  # every run a record was fed for
 
     def record(self, record_id: int, run_id: int, kind: str, data: Any) -> None:
         """One record (`data`: its parsed canonical JSON)."""
+        if run_id is not None:
+            self.runs.add(run_id)
         if not isinstance(data, dict):
             return
         if kind == "run_start":
@@ -95,7 +98,7 @@ class BundlePoints:
         found: list[tuple[datetime, int, dict[str, Any]]] = []
         for v in verdicts:
             measured = self._measured.get(v["record_id"])
-            moment = _moment(measured[0], strict=False) if measured else None
+            moment = utc_moment(measured[0], strict=False) if measured else None
             if measured is None or moment is None:
                 continue
             run_id = v["run_id"]
@@ -143,7 +146,7 @@ def vantage_fields(data: Any) -> dict[str, Any]:
     }
 
 
-def _moment(text: str | None, strict: bool = True) -> datetime | None:
+def utc_moment(text: str | None, strict: bool = True) -> datetime | None:
     """An ISO 8601 time as aware UTC; None for None (or, when not strict, for bad text)."""
     if text is None:
         return None

@@ -25,19 +25,18 @@ import os
 import sqlite3
 import tempfile
 import threading
-import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from analysis.events import DEFAULT_POLICY, Event, EventPolicy, Point, detect_events
 from analysis.outages import Bin, reachability
 from probes.observations import utc_now
-from results.timeline import BundlePoints
-from results.verify import Problem
-from services.evidence import check_bundle
+from results.bundle_verify import verify_bundle
+from results.timeline import utc_moment
+from results.verify import Problem, Report
+from services.evidence import bundle_points, check_events
 
 UNSIGNED = "unsigned"
 
@@ -130,11 +129,20 @@ class Collection:
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
-            report = check_bundle(temp, max_unpacked=self.max_unpacked)
+            # The check as `netvigil evidence verify` makes it, keeping the unpacked files and
+            # the points it derives for the index: the zip is read and parsed once.
+            index: list[tuple[list[tuple[Any, ...]], str, set[str], int]] = []
+
+            def derived(files: dict[str, bytes], report: Report) -> None:
+                points, verdicts, runs = bundle_points(files)
+                check_events(files, report, points)
+                index.append(_index_rows(files, points, verdicts, runs))
+
+            report = verify_bundle(temp, derived, self.max_unpacked)
             if not report.ok:
                 raise BundleRejected(f"the bundle does not verify: {len(report.problems)} "
                                      f"problem(s), first: {report.problems[0]}", report.problems)
-            rows, probe, signers, runs = _index_rows(temp)
+            rows, probe, signers, runs = index[0]
             refused = sorted((signers or {UNSIGNED}) - self.allowed_keys) \
                 if self.allowed_keys else []
             if refused:
@@ -144,19 +152,18 @@ class Collection:
                 again = self._known(digest)  # another thread may have added it meanwhile
                 if again is not None:
                     return again
-                before = self._count()
                 self._conn.execute("BEGIN IMMEDIATE")
                 try:
-                    self._conn.execute(
-                        "INSERT INTO bundles VALUES (?, ?, ?, ?, ?, ?, 0)",
-                        (digest, utc_now(), len(data), json.dumps([probe]), runs, len(rows)))
-                    self._conn.executemany(
+                    # Records already indexed from an overlapping bundle are ignored: the
+                    # rows inserted are the new points.
+                    new = self._conn.executemany(
                         "INSERT OR IGNORE INTO points (record_sha256, bundle, probe, run_id, "
                         "measurement_id, started, network, point) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(r[0], digest, *r[1:]) for r in rows])
-                    new = self._count() - before
-                    self._conn.execute("UPDATE bundles SET new_points = ? WHERE sha256 = ?",
-                                       (new, digest))
+                        [(r[0], digest, *r[1:]) for r in rows]).rowcount
+                    self._conn.execute(
+                        "INSERT INTO bundles VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (digest, utc_now(), len(data), json.dumps([probe]), runs, len(rows),
+                         new))
                     os.replace(temp, self.bundles / f"{digest}.zip")
                     self._conn.execute("COMMIT")
                 except BaseException:
@@ -227,38 +234,29 @@ class Collection:
 def utc_text(when: str) -> str:
     """An ISO 8601 time as UTC text that sorts as time does ("2026-11-29T03:04:05.000000Z");
     a bare date is its midnight, a time without offset is UTC. ValueError if unreadable."""
-    moment = datetime.fromisoformat(when.strip().replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    moment = utc_moment(when)
+    assert moment is not None  # only None for None
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _index_rows(path: Path) -> tuple[list[tuple[Any, ...]], str, set[str], int]:
+def _index_rows(files: dict[str, bytes], points: list[dict[str, Any]],
+                verdicts: list[dict[str, Any]], runs: set[int]
+                ) -> tuple[list[tuple[Any, ...]], str, set[str], int]:
     """(rows for the points table, the probe, the keys that signed its runs, how many runs)
-    of a checked bundle."""
-    with zipfile.ZipFile(path) as zf:
-        files = {name.split("/", 1)[1]: zf.read(name) for name in zf.namelist()
-                 if "/" in name and not name.endswith("/")}
+    of a checked bundle: its files by path in the bag, its verdict points, rows and runs."""
     signers = {s["run_id"]: s["key_id"] for s in json.loads(files["data/signatures.json"])}
     # A bundle comes from one probe's database, whose keys are listed oldest first and never
     # removed (a rotation adds one): the oldest names the probe in every bundle it sends, also
     # for a run whose end, and so its signature, lies beyond this bundle's last record.
     keys = json.loads(files["data/keys.json"])
     probe = str(keys[0]["key_id"]) if keys else UNSIGNED
-    collected = BundlePoints()
-    runs = set()
-    for line in files["data/records.jsonl"].splitlines():
-        row = json.loads(line)
-        runs.add(row["run_id"])
-        collected.record(row["id"], row["run_id"], row["kind"], json.loads(row["canonical"]))
-    verdicts = [json.loads(line) for line in files["data/verdicts.jsonl"].splitlines()]
     record_of = {v["measurement_id"]: v["record_sha256"] for v in verdicts}
     rows = []
-    for point in collected.points(verdicts):
+    for point in points:
         if point["vantage"] == "local":
             # Without a vantage id, each probe is its own vantage point.
             point["vantage"] = f"probe {probe[:12]}"
         rows.append((record_of[point["measurement_id"]], probe, point["run_id"],
                      point["measurement_id"], utc_text(point["started"]),
                      Point.from_dict(point).network, json.dumps(point, sort_keys=True)))
-    return rows, probe, set(signers.values()), len(runs - {None})
+    return rows, probe, set(signers.values()), len(runs)

@@ -91,9 +91,23 @@ def event_dicts(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 EVENTS_FILE = "data/events.json"
 
 
-def check_events(files: dict[str, bytes], report: Report) -> None:
-    """The bundle's events, found again from its own records and verdicts: each one it claims
-    must follow, field for field, and none that follows may be missing."""
+def bundle_points(files: dict[str, bytes]
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[int]]:
+    """(the verdict points, the verdict rows, the run ids) of a bundle's records and verdicts
+    (its files by path inside the bag), as `results.timeline.BundlePoints` builds them."""
+    collected = BundlePoints()
+    for line in files.get("data/records.jsonl", b"").splitlines():
+        row = json.loads(line)
+        collected.record(row["id"], row["run_id"], row["kind"], json.loads(row["canonical"]))
+    verdicts = [json.loads(line) for line in files.get("data/verdicts.jsonl", b"").splitlines()]
+    return collected.points(verdicts), verdicts, collected.runs
+
+
+def check_events(files: dict[str, bytes], report: Report,
+                 points: list[dict[str, Any]] | None = None) -> None:
+    """The bundle's events, found again from its own records and verdicts (or from its
+    `points`, when the caller has them already): each one it claims must follow, field for
+    field, and none that follows may be missing."""
     data = files.get(EVENTS_FILE)
     if data is None:
         report.notices.append(f"the bundle has no {EVENTS_FILE} (made before netvigil put "
@@ -107,12 +121,9 @@ def check_events(files: dict[str, bytes], report: Report) -> None:
     except ValueError as exc:
         report.problems.append(Problem("file", f"unreadable events ({exc})", EVENTS_FILE))
         return
-    points = BundlePoints()
-    for line in files.get("data/records.jsonl", b"").splitlines():
-        row = json.loads(line)
-        points.record(row["id"], row["run_id"], row["kind"], json.loads(row["canonical"]))
-    verdicts = [json.loads(line) for line in files.get("data/verdicts.jsonl", b"").splitlines()]
-    fresh = {e["id"]: e for e in event_dicts(points.points(verdicts))}
+    if points is None:
+        points = bundle_points(files)[0]
+    fresh = {e["id"]: e for e in event_dicts(points)}
     seen = set()
     for event in claimed:
         eid = event["id"]
