@@ -31,7 +31,7 @@ test: $(STAMP) lab-deps
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/mypy probes analysis results targets services cli.py
+	$(BIN)/mypy core targets probes analysis ooni results presentation services cli.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/campaign.py

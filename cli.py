@@ -21,8 +21,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from analysis.fingerprints import Fingerprints, load_fingerprints
-from analysis.verdict import BLOCKED, DOWN, INSUFFICIENT, OK
+from analysis.fingerprints import Fingerprints
+from core.errors import ConfigError, TargetError
+from core.verdicts import BLOCKED, DOWN, INSUFFICIENT, OK
+from ooni.fingerprints import load_fingerprints
 from probes.config import ProbeConfig, Timeouts
 from probes.dns import parse_resolver
 from probes.ipasn import check_table
@@ -37,17 +39,13 @@ from services.ooni_tools import classify_files, import_files
 from services.reanalyse import reanalyse
 from services.vantage import NetworkOptions, parse_asn, parse_country
 from targets.catalogue import load_catalogue
-from targets.loaders import TargetError, load_targets
+from targets.loaders import load_targets
 
 err = Console(stderr=True)
 out = Console()
 
 _ORDER = {BLOCKED: 0, DOWN: 1, INSUFFICIENT: 2, OK: 3}
 _STYLE = {BLOCKED: "bold red", DOWN: "yellow", INSUFFICIENT: "dim", OK: "green"}
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2."""
 
 
 def _tsa_options(parser: argparse.ArgumentParser, when: str) -> None:
@@ -281,7 +279,8 @@ def _parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", type=Path, required=True, metavar="FILE.html|FILE.pdf")
     rp.add_argument("--redact-vantage", action="store_true",
                     help="leave out the vantage point's network (ASN, ISP, resolver addresses)")
-    rp.add_argument("--lang", default="en", help="report language (a catalogue in analysis/locale)")
+    rp.add_argument("--lang", default="en", help="report language (a catalogue in "
+                    "presentation/locale)")
 
     o = sub.add_parser(
         "ooni", parents=[db], help="classify or import OONI measurement files",
@@ -390,7 +389,7 @@ def _networks(specs: Sequence[str]) -> tuple[Any, ...]:
         try:
             nets.append(ipaddress.ip_network(spec, strict=False))
         except ValueError as exc:
-            raise UsageError(f"--public-range {spec}: {exc}") from None
+            raise ConfigError(f"--public-range {spec}: {exc}") from None
     return tuple(nets)
 
 
@@ -403,7 +402,7 @@ def _fingerprints(specs: Sequence[str]) -> Fingerprints | None:
         elif path.is_file():
             files.append(path)
         else:
-            raise UsageError(f"--fingerprints {spec}: no such file or folder")
+            raise ConfigError(f"--fingerprints {spec}: no such file or folder")
     if not files:
         return None
     http: list[Any] = []
@@ -412,7 +411,7 @@ def _fingerprints(specs: Sequence[str]) -> Fingerprints | None:
         try:
             loaded = load_fingerprints(path, None)
         except (OSError, ValueError) as exc:
-            raise UsageError(str(exc)) from None
+            raise ConfigError(str(exc)) from None
         http += loaded.http
         dns += loaded.dns
     return Fingerprints(http=http, dns=dns)
@@ -424,9 +423,9 @@ def _probe_config(args: argparse.Namespace) -> ProbeConfig:
         try:
             parse_resolver(spec)
         except ValueError as exc:
-            raise UsageError(f"--resolver {spec}: {exc}") from None
+            raise ConfigError(f"--resolver {spec}: {exc}") from None
     if args.ca_bundle and not Path(args.ca_bundle).is_file():
-        raise UsageError(f"--ca-bundle {args.ca_bundle}: no such file")
+        raise ConfigError(f"--ca-bundle {args.ca_bundle}: no such file")
     timeouts = Timeouts()
     if args.timeout:
         scale = args.timeout / timeouts.tcp
@@ -449,11 +448,11 @@ def _ensure_consent(args: argparse.Namespace) -> None:
         return
     err.print(consent.NOTICE)
     if not sys.stdin.isatty():
-        raise UsageError("risk notice not accepted: rerun with --accept-risks "
+        raise ConfigError("risk notice not accepted: rerun with --accept-risks "
                          f"or {consent.ENV_ACCEPT}=1")
     answer = input("Type 'yes' to accept and continue: ").strip().lower()
     if answer != "yes":
-        raise UsageError("risk notice not accepted; nothing was measured")
+        raise ConfigError("risk notice not accepted; nothing was measured")
     consent.accept()
 
 
@@ -461,7 +460,7 @@ def _campaign(args: argparse.Namespace) -> tuple[list[Any], campaign.CampaignOpt
     try:
         targets = load_targets(args.targets or [p.name for p in load_catalogue()])
     except TargetError as exc:
-        raise UsageError(str(exc)) from None
+        raise ConfigError(str(exc)) from None
     options = campaign.CampaignOptions(
         config=_probe_config(args),
         limits=Limits(args.concurrency, args.rate, args.per_host_rate),
@@ -487,11 +486,11 @@ def _network_options(args: argparse.Namespace) -> NetworkOptions | None:
         if args.asn_table is not None:
             check_table(args.asn_table)
     except ValueError as exc:  # TableError included: it names the file and line
-        raise UsageError(str(exc)) from None
+        raise ConfigError(str(exc)) from None
     if network == NetworkOptions():
         return None
     if network.asn_table is not None and not (args.helper or os.environ.get("NETVIGIL_HELPER")):
-        raise UsageError("--asn-table needs a --helper to learn the public address; or declare "
+        raise ConfigError("--asn-table needs a --helper to learn the public address; or declare "
                          "the network with --asn, --isp and --country")
     return network
 
@@ -558,7 +557,7 @@ def cmd_monitor(args: argparse.Namespace) -> int:
     try:
         schedule = monitor.Schedule(args.every, args.jitter, args.max_runs)
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise ConfigError(str(exc)) from None
     _ensure_consent(args)
     stop = threading.Event()
     steps: list[Any] = []
@@ -606,10 +605,10 @@ def cmd_measurements(args: argparse.Namespace) -> int:
     with Store(args.db) as store:
         if args.action == "show":
             if args.id is None:
-                raise UsageError("measurements show: give a measurement ID")
+                raise ConfigError("measurements show: give a measurement ID")
             row = store.measurement(args.id)
             if row is None:
-                raise UsageError(f"measurement {args.id}: not found in {args.db}")
+                raise ConfigError(f"measurement {args.id}: not found in {args.db}")
             print(json.dumps(row, indent=2, default=str) if args.json else _describe(row))
             return 0
         rows = store.measurements(run_id=args.run, target=args.target, verdict=args.verdict,
@@ -676,12 +675,12 @@ def _export_parquet(args: argparse.Namespace) -> int:
     from results.export_parquet import export_parquet
 
     if args.out is None:
-        raise UsageError("export --format parquet: give --out FILE.parquet (Parquet is binary)")
+        raise ConfigError("export --format parquet: give --out FILE.parquet (Parquet is binary)")
     with Store(args.db) as store:
         try:
             rows = export_parquet(store, args.out, run_id=args.run)
         except ImportError:
-            raise UsageError("Parquet export needs pyarrow: pip install 'netvigil[parquet]'") \
+            raise ConfigError("Parquet export needs pyarrow: pip install 'netvigil[parquet]'") \
                 from None
     err.print(f"wrote {args.out} ({rows} measurements)")
     return 0
@@ -704,7 +703,7 @@ def cmd_events(args: argparse.Namespace) -> int:
         try:
             found = find_events(store, args.since, args.until, args.target, args.kind)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise ConfigError(str(exc)) from None
     return _print_events(found, args.json)
 
 
@@ -727,18 +726,18 @@ def _print_events(found: Sequence[Any], as_json: bool) -> int:
 
 
 def _draw(out: Path | None, draw: Any) -> int:
-    """Write a chart to `out` with `draw(analysis.plots)`, turning a missing matplotlib or a bad
+    """Write a chart to `out` with `draw(presentation.plots)`, turning a missing matplotlib or a bad
     value into a one-line error."""
     if out is None or out.suffix.lower() not in (".png", ".svg"):
-        raise UsageError(f"--out {out or ''}: use a .png or .svg file name")
+        raise ConfigError(f"--out {out or ''}: use a .png or .svg file name")
     try:
-        from analysis import plots
+        from presentation import plots
 
         written = draw(plots)
     except ImportError:
-        raise UsageError("plots need matplotlib: pip install 'netvigil[plot]'") from None
+        raise ConfigError("plots need matplotlib: pip install 'netvigil[plot]'") from None
     except ValueError as exc:
-        raise UsageError(str(exc)) from None
+        raise ConfigError(str(exc)) from None
     err.print(f"wrote {written}")
     return 0
 
@@ -782,7 +781,7 @@ def cmd_evidence(args: argparse.Namespace) -> int:
 
     if args.action == "verify":
         if args.bundle is None:
-            raise UsageError("evidence verify: give the bundle, e.g. netvigil evidence verify "
+            raise ConfigError("evidence verify: give the bundle, e.g. netvigil evidence verify "
                              "case.zip")
         return _print_report(check_bundle(args.bundle), args.json, str(args.bundle))
     with Store(args.db) as store:
@@ -798,18 +797,18 @@ def cmd_evidence(args: argparse.Namespace) -> int:
                               highlight=False, markup=False)
             return 0
         if args.out is None:
-            raise UsageError("evidence export: --out FILE.zip is required")
+            raise ConfigError("evidence export: --out FILE.zip is required")
         measurement_ids = None
         if args.event:
             found = [e for e in find_events(store, args.since, args.until) if e.id == args.event]
             if not found:
-                raise UsageError(f"--event {args.event}: no such event (see netvigil events)")
+                raise ConfigError(f"--event {args.event}: no such event (see netvigil events)")
             measurement_ids = list(found[0].measurement_ids)
         try:
             summary = export_evidence(store, args.out, run_ids=args.run, since=args.since,
                                       until=args.until, measurement_ids=measurement_ids)
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise ConfigError(str(exc)) from None
     if args.json:
         print(json.dumps(summary, indent=2, default=str))
     else:
@@ -827,7 +826,7 @@ def _tsa_roots(args: argparse.Namespace) -> bytes | None:
         pem = args.tsa_root.read_bytes()
         x509.load_pem_x509_certificates(pem)
     except (OSError, ValueError) as exc:
-        raise UsageError(f"{args.tsa_root}: not a readable PEM certificate ({exc})") from None
+        raise ConfigError(f"{args.tsa_root}: not a readable PEM certificate ({exc})") from None
     return pem
 
 
@@ -842,7 +841,7 @@ def _timestamp(store: Store, args: argparse.Namespace) -> int:
     from services.timestamps import stamp_pending
 
     if not args.tsa:
-        raise UsageError("evidence timestamp: --tsa URL is required, e.g. netvigil evidence "
+        raise ConfigError("evidence timestamp: --tsa URL is required, e.g. netvigil evidence "
                          "timestamp --tsa https://tsa.example/tsr")
     result = stamp_pending(store, args.tsa, timeout=args.tsa_timeout, roots_pem=_tsa_roots(args))
     if args.json:
@@ -869,7 +868,8 @@ def cmd_key(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from services.report import ReportError, ReportOptions, write_report
+    from core.errors import ReportError
+    from services.report import ReportOptions, write_report
 
     try:
         with Store(args.db) as store:
@@ -877,7 +877,7 @@ def cmd_report(args: argparse.Namespace) -> int:
                 event=args.event, since=args.since, until=args.until,
                 redact_vantage=args.redact_vantage, lang=args.lang))
     except ReportError as exc:
-        raise UsageError(str(exc)) from None
+        raise ConfigError(str(exc)) from None
     err.print(f"wrote {path}")
     return 0
 
@@ -915,13 +915,13 @@ def cmd_ooni(args: argparse.Namespace) -> int:
 
 
 def cmd_helper(args: argparse.Namespace) -> int:
-    from services.helper import HelperConfig, serve
+    from services.helper_server import HelperConfig, serve
 
     if args.resolver:
         try:
             parse_resolver(args.resolver)
         except ValueError as exc:
-            raise UsageError(f"--resolver {args.resolver}: {exc}") from None
+            raise ConfigError(f"--resolver {args.resolver}: {exc}") from None
     config = HelperConfig(
         resolver=args.resolver,
         token=args.token or os.environ.get("NETVIGIL_HELPER_TOKEN"),
@@ -942,9 +942,9 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
     collector = args.collector or os.environ.get("NETVIGIL_COLLECTOR")
     if not collector:
-        raise UsageError("submit: give --collector URL (or set NETVIGIL_COLLECTOR)")
+        raise ConfigError("submit: give --collector URL (or set NETVIGIL_COLLECTOR)")
     if args.runs_per_bundle < 1:
-        raise UsageError("--runs-per-bundle must be at least 1")
+        raise ConfigError("--runs-per-bundle must be at least 1")
     with Store(args.db) as store:
         result = submit(store, collector, token=os.environ.get("NETVIGIL_COLLECTOR_TOKEN"),
                         timeout=args.timeout, runs_per_bundle=args.runs_per_bundle,
@@ -977,16 +977,16 @@ def cmd_collector(args: argparse.Namespace) -> int:
                 folder=args.dir, tokens=tuple(args.token or ([env_token] if env_token else [])),
                 allowed_keys=tuple(args.allow_key), max_body=int(args.max_size * (1 << 20)))
         except ValueError as exc:
-            raise UsageError(str(exc)) from None
+            raise ConfigError(str(exc)) from None
         return serve(args.listen, config)
     if not (args.dir / "collection.db").is_file():
-        raise UsageError(f"--dir {args.dir}: no collection there (collection.db is missing)")
+        raise ConfigError(f"--dir {args.dir}: no collection there (collection.db is missing)")
     with Collection(args.dir) as collection:
         if args.action == "events":
             try:
                 found = collection.events(args.kind, args.since, args.until)
             except ValueError as exc:
-                raise UsageError(f"--since/--until: {exc}") from None
+                raise ConfigError(f"--since/--until: {exc}") from None
             return _print_events(found, args.json)
         if args.action == "plot":
             return _plot_collection(collection, args)
@@ -1014,7 +1014,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return COMMANDS[args.command](args)
-    except UsageError as exc:
+    except ConfigError as exc:
         print(f"netvigil: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # `netvigil ... | head` is fine

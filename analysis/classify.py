@@ -25,14 +25,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from analysis.addresses import is_bogon, norm_host
 from analysis.context import Context
 from analysis.dns_analysis import analyse_dns
 from analysis.findings import Finding, combine, strongest
 from analysis.http_analysis import HTTPResult, analyse_http
 from analysis.tcp_tls_analysis import analyse_tcp, analyse_tls
 from analysis.throttle import analyse_throttle
-from analysis.verdict import (
+from analysis.views import ControlView, ProbeView
+from core.addresses import is_bogon, norm_host
+from core.observations import Measurement
+from core.verdicts import (
     BLOCKED,
     DOWN,
     LOCAL_FAILURE,
@@ -43,8 +45,6 @@ from analysis.verdict import (
     Verdict,
     insufficient,
 )
-from analysis.views import ControlView, ProbeView
-from probes.observations import Measurement
 
 MAX_REASON = 500
 _REASONS = 2  # findings named in the reason; all are in details["evidence"]

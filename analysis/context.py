@@ -11,11 +11,11 @@ import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from analysis.addresses import Network
 from analysis.fingerprints import Fingerprints
 from analysis.throttle import MIN_REFERENCE_SAMPLES, measurable
-from analysis.verdict import NETWORK_OK
-from probes.observations import HTTPRequest, Measurement
+from core.addresses import Network
+from core.observations import HTTPRequest, Measurement
+from core.verdicts import NETWORK_OK
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from analysis.addresses import is_bogon
 from analysis.context import Context
 from analysis.findings import BOGON, EXACT, HOST, INCONSISTENT, PROOF, Finding, timed
 from analysis.views import ControlDNS, ControlView, ProbeView, Resolution
-from probes import failures
+from core import failures
+from core.addresses import is_bogon
 
 _REFUSALS = {
     failures.DNS_NXDOMAIN: "nxdomain",

@@ -25,17 +25,14 @@ are small, and a hostile multi-megabyte page must not cost seconds.
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 SCAN_LIMIT = 64 * 1024
 PATTERN_TYPES = ("full", "prefix", "contains", "regexp")
 FALSE_POSITIVE = "fp"
 VAGUE = "vbw"
-_REQUIRED = ("name", "scope", "location_found", "pattern_type", "pattern")
 _TOKEN = re.compile(rb"[A-Za-z0-9\x80-\xff]+")
 _PREFIX_KEY = 8  # header prefix patterns are indexed by their first bytes
 
@@ -203,51 +200,3 @@ def _interior_token(pattern: bytes) -> bytes | None:
         if interior and (best is None or len(m.group()) > len(best)):
             best = m.group()
     return best
-
-
-def _read_csv(path: Path) -> list[Fingerprint]:
-    rows: list[Fingerprint] = []
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in _REQUIRED if c not in (reader.fieldnames or ())]
-        if missing:
-            raise ValueError(f"{path}: not a blocking-fingerprints CSV (missing {missing})")
-        for line, row in enumerate(reader, start=2):
-            rows.append(_row(path, line, row))
-    return rows
-
-
-def _row(path: Path, line: int, row: dict[str, str]) -> Fingerprint:
-    kind = (row.get("pattern_type") or "").strip()
-    if kind not in PATTERN_TYPES:
-        raise ValueError(f"{path}:{line}: unknown pattern_type {kind!r}")
-    pattern = row.get("pattern") or ""
-    if not pattern:
-        raise ValueError(f"{path}:{line}: empty pattern")
-    if kind == "regexp":
-        try:
-            re.compile(pattern.encode("utf-8"))
-        except re.error as exc:
-            raise ValueError(f"{path}:{line}: bad regexp: {exc}") from None
-    confidence = (row.get("confidence_no_fp") or "").strip()
-    countries = (row.get("expected_countries") or "").replace(" ", "")
-    return Fingerprint(
-        name=(row.get("name") or "").strip(),
-        scope=(row.get("scope") or "").strip(),
-        location=(row.get("location_found") or "").strip().lower(),
-        pattern_type=kind,
-        pattern=pattern,
-        confidence=int(confidence) if confidence.isdigit() else 5,
-        countries=tuple(c for c in countries.split(",") if c),
-    )
-
-
-def load_fingerprints(http_csv: Path | None, dns_csv: Path | None) -> Fingerprints:
-    """Read OONI blocking-fingerprints CSVs (either may be None). Raises ValueError (naming the
-    file and line) on a file that is not in that format, OSError when it cannot be read."""
-    http = _read_csv(Path(http_csv)) if http_csv is not None else []
-    dns = _read_csv(Path(dns_csv)) if dns_csv is not None else []
-    return Fingerprints(
-        http=[f for f in http if f.location != "dns"] + [f for f in dns if f.location != "dns"],
-        dns=[f for f in http if f.location == "dns"] + [f for f in dns if f.location == "dns"],
-    )

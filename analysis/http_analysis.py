@@ -34,8 +34,8 @@ from analysis.findings import DIFF, Finding, timed
 from analysis.fingerprints import Fingerprint, Fingerprints
 from analysis.throttle import is_stall
 from analysis.views import SITE_FAILURES, ControlView, ProbeView
-from probes import failures
-from probes.observations import HTTPRequest
+from core import failures
+from core.observations import HTTPRequest
 
 HTTP_FAILURE = 0.7
 BODY_PROPORTION = 0.7

@@ -1,6 +1,7 @@
 """Outages over time: which runs saw a network go dark, daily windows, IODA-style reachability.
 
-- `run_state`: what one run tells about its network (the run-level rule of `analysis.events`).
+- `run_state`: what one run tells about its network (the run-level rule of
+  `analysis.event_detection`).
 - `daily_windows`: spans that repeat in the same daily UTC window - a curfew shutdown every
   night from 01:00 to 09:00 - found from the data, to the hour.
 - `reachability`: the long view. The share of reachable targets per time bin and network,
@@ -20,10 +21,10 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from analysis.verdict import BLOCKED, DOWN, LOCAL_FAILURE, OK, UPSTREAM_UNREACHABLE
+from core.verdicts import BLOCKED, DOWN, LOCAL_FAILURE, OK, UPSTREAM_UNREACHABLE
 
 if TYPE_CHECKING:
-    from analysis.events import Point
+    from analysis.event_detection import Point
 
 # What a run says about its network.
 GAP = "gap"  # local_failure: the probe's own link was down; no data, never an outage

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from analysis.verdict import LOCAL_FAILURE, NETWORK_OK, UPSTREAM_UNREACHABLE
-from probes.netstate import NetState
-from probes.observations import DNSQuery, HTTPRequest, Measurement, TCPConnect, TLSHandshake
+from core.netstate import NetState
+from core.observations import DNSQuery, HTTPRequest, Measurement, TCPConnect, TLSHandshake
+from core.verdicts import LOCAL_FAILURE, NETWORK_OK, UPSTREAM_UNREACHABLE
 
 
 def reached_anything(m: Measurement) -> bool:

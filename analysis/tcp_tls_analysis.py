@@ -19,11 +19,11 @@ evidence (it is how a `down` site looks).
 
 from __future__ import annotations
 
-from analysis.addresses import norm_host
 from analysis.findings import EXACT, HOST, PROOF, Finding, timed
 from analysis.views import ControlView, ProbeView
-from probes import failures
-from probes.observations import TLSHandshake
+from core import failures
+from core.addresses import norm_host
+from core.observations import TLSHandshake
 
 _TCP = {
     failures.CONNECTION_RESET: "reset",

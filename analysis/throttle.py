@@ -26,8 +26,8 @@ from __future__ import annotations
 
 from analysis.findings import Finding
 from analysis.views import ControlView, ProbeView
-from probes import failures
-from probes.observations import HTTPRequest
+from core import failures
+from core.observations import HTTPRequest
 
 MIN_TRANSFER_BYTES = 64 * 1024
 MIN_TRANSFER_SECONDS = 2.0

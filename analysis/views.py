@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from urllib.parse import urlsplit
 
-from analysis.addresses import is_ip, norm_host
-from probes import failures
-from probes.observations import DNSQuery, HTTPRequest, Measurement, TCPConnect, TLSHandshake
+from core import failures
+from core.addresses import is_ip, norm_host
+from core.observations import DNSQuery, HTTPRequest, Measurement, TCPConnect, TLSHandshake
 
 ENCRYPTED_ENGINES = frozenset({"doh", "dot"})
 #: The failure that explains "no address", most telling first.

@@ -23,12 +23,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from core.observations import HTTPRequest
+from core.target import Target
 from probes.config import ProbeConfig, Timeouts
-from probes.observations import HTTPRequest
 from probes.runner import Limits
 from results.store import Store
 from services.campaign import CampaignOptions, run
-from targets.model import Target
 
 DOMAIN = "bench.test"
 

@@ -21,8 +21,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.classify import classify
 from analysis.context import Context
-from analysis.fingerprints import load_fingerprints
-from analysis.ooni import parse_ooni
+from ooni.fingerprints import load_fingerprints
+from ooni.read import parse_ooni
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 

@@ -25,7 +25,7 @@ from typing import TypeVar
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.fingerprints import load_fingerprints
+from ooni.fingerprints import load_fingerprints
 from results.store import Store
 from services.collection import Collection
 from services.evidence import check_bundle, export_evidence

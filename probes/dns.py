@@ -25,10 +25,12 @@ from urllib.parse import urlsplit
 import dns.message
 import requests
 
-from probes import dns_wire, failures
+from core import failures
+from core.observations import DNSQuery, DNSResponse
+from core.times import Clock
+from probes import dns_wire, failure_mapping
 from probes.config import ProbeConfig
 from probes.dns_wire import parse_resolver
-from probes.observations import Clock, DNSQuery, DNSResponse
 
 __all__ = ["parse_resolver", "query_doh", "query_tcp", "query_udp", "resolve_all", "resolve_system"]
 
@@ -70,7 +72,7 @@ async def resolve_system(hostname: str, clock: Clock, timeout: float) -> DNSQuer
     except UnicodeError as exc:  # the name cannot be IDNA-encoded: a bad target, not the network
         raise ValueError(f"cannot resolve {hostname!r}: {exc}") from exc
     except OSError as exc:  # socket.gaierror, and TimeoutError from wait_for
-        failure = failures.classify_getaddrinfo(exc)
+        failure = failure_mapping.classify_getaddrinfo(exc)
     else:
         found = [str(info[4][0]) for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
         addresses = dns_wire.sort_addresses(found)
@@ -137,7 +139,7 @@ async def query_udp(hostname: str, qtype: str, resolver: str, clock: Clock, time
     except TimeoutError:
         pass  # nothing came, or the overall deadline cut the listen window: judged below
     except OSError as exc:  # the socket could not even be opened or connected
-        setup_failure = failures.classify_dns(exc)
+        setup_failure = failure_mapping.classify_dns(exc)
     finally:
         if transport is not None:
             transport.close()
@@ -147,7 +149,7 @@ async def query_udp(hostname: str, qtype: str, resolver: str, clock: Clock, time
     elif setup_failure is not None:
         failure = setup_failure
     elif collector.error is not None:
-        failure = failures.classify_dns(collector.error)
+        failure = failure_mapping.classify_dns(collector.error)
     elif collector.garbage:
         failure = failures.DNS_MALFORMED
     else:
@@ -185,7 +187,7 @@ async def query_tcp(hostname: str, qtype: str, resolver: str, clock: Clock,
             data = await reader.readexactly(length)
         failure, responses = _single_reply(query, data, qtype, clock)
     except (OSError, EOFError) as exc:  # TimeoutError, refused, reset, IncompleteReadError
-        failure = failures.classify_dns(exc)
+        failure = failure_mapping.classify_dns(exc)
     finally:
         if writer is not None:
             writer.close()
@@ -237,7 +239,7 @@ async def query_doh(hostname: str, qtype: str, url: str, clock: Clock, timeout: 
     except TimeoutError:
         failure: str | None = failures.GENERIC_TIMEOUT
     except Exception as exc:  # whatever requests raised in the thread is data, never a crash
-        failure = failures.classify_requests(exc)
+        failure = failure_mapping.classify_requests(exc)
     else:
         if status != 200 or len(body) > DOH_BODY_CAP:
             failure = failures.DNS_MALFORMED

@@ -23,8 +23,8 @@ import dns.name
 import dns.rcode
 import dns.rdatatype
 
-from probes import failures
-from probes.observations import DNSResponse
+from core import failures
+from core.observations import DNSResponse
 
 DNS_PORT = 53
 #: Address record types, and the IP version each carries.

@@ -21,10 +21,12 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import h11
 
+from core.failures import HTTP_INVALID_REDIRECT
+from core.html_title import extract_title
+from core.observations import HTTPRequest
+from core.times import Clock
 from probes.config import ProbeConfig
-from probes.failures import HTTP_INVALID_REDIRECT, classify_http
-from probes.html import extract_title
-from probes.observations import Clock, HTTPRequest
+from probes.failure_mapping import classify_http
 from probes.streams import CHUNK, ByteStream
 
 ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"

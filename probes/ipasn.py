@@ -27,11 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from core.errors import TableError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-
-class TableError(ValueError):
-    """A table that cannot be read; the message names the file and the line."""
 
 
 @dataclass(frozen=True)

@@ -21,20 +21,20 @@ import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from urllib.parse import urlsplit
 
-from probes import dns, dns_wire, failures, http, tcp, tls
-from probes.config import ProbeConfig
-from probes.observations import (
-    Clock,
+from core import failures
+from core.observations import (
     DNSQuery,
     HTTPRequest,
     Measurement,
     Observation,
     TCPConnect,
     TLSHandshake,
-    utc_now,
 )
+from core.target import Target
+from core.times import Clock, utc_now
+from probes import dns, dns_wire, http, tcp, tls
+from probes.config import ProbeConfig
 from probes.streams import ByteStream
-from targets.model import Target
 
 #: At most this many addresses per family are connected to: enough to see per-address
 #: blocking, bounded so a resolver that returns 50 addresses cannot multiply the work.

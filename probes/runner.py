@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 from asyncio_throttle import Throttler
 
+from core.observations import Measurement
+from core.target import Target
 from probes.config import ProbeConfig
 from probes.measure import measure
-from probes.observations import Measurement
-from targets.model import Target
 
 Measure = Callable[[Target, ProbeConfig], Awaitable[Measurement]]
 

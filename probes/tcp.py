@@ -9,8 +9,9 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 
-from probes.failures import classify_tcp
-from probes.observations import Clock, TCPConnect
+from core.observations import TCPConnect
+from core.times import Clock
+from probes.failure_mapping import classify_tcp
 from probes.streams import ByteStream, TCPStream
 
 

@@ -17,8 +17,9 @@ import functools
 import ssl
 from typing import Any
 
-from probes.failures import classify_tls
-from probes.observations import Clock, TLSHandshake
+from core.observations import TLSHandshake
+from core.times import Clock
+from probes.failure_mapping import classify_tls
 from probes.streams import CHUNK, ByteStream
 
 #: Closing sends our close_notify; this bounds the wait for the transport to take it.

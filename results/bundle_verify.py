@@ -1,7 +1,7 @@
 """Check an evidence bundle on its own, without the database it came from.
 
-`verify_bundle` reads the zip (`results.evidence` writes it), checks every file against the BagIt
-manifests (what `sha256sum -c` does), loads the records, blobs, keys, signatures, clock states
+`verify_bundle` reads the zip (`results.bundle_export` writes it), checks every file against the
+BagIt manifests (what `sha256sum -c` does), loads the records, blobs, keys, signatures, clock states
 and custody log into an in-memory database with netvigil's schema, and runs on it the very raw
 checks `results.verify` runs on a database: the record chain from the slice's anchor, every blob,
 signature, clock record and custody entry. Each problem names the file and, where there is one,

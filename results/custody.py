@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
-from probes.observations import utc_now
+from core.times import utc_now
 from results.canonical import GENESIS, canonical_json, chain_hash
 
 if TYPE_CHECKING:

@@ -1,5 +1,5 @@
 """Export stored measurements for people and other tools: JSONL (everything), CSV (flat) and
-OONI web_connectivity measurements (`results.ooni_format`), one JSON object per line.
+OONI web_connectivity measurements (`ooni.write`), one JSON object per line.
 
 All stream: one measurement is read, written and forgotten before the next, so exporting a
 database larger than memory works.
@@ -14,8 +14,8 @@ import csv
 import json
 from typing import Any, TextIO
 
-from probes.observations import measurement_to_dict
-from results.ooni_format import RunInfo, to_ooni
+from core.observations import measurement_to_dict
+from ooni.write import RunInfo, to_ooni
 from results.rows import verdict_from_row
 from results.store import Store
 
@@ -65,7 +65,7 @@ def export_jsonl(store: Store, out: TextIO, run_id: int | None = None) -> int:
 
 
 def export_ooni(store: Store, out: TextIO, run_id: int | None = None) -> int:
-    """One OONI web_connectivity measurement per line (`results.ooni_format.to_ooni`), with the
+    """One OONI web_connectivity measurement per line (`ooni.write.to_ooni`), with the
     stored control and verdict, oldest first; returns how many were written."""
     runs: dict[int, RunInfo] = {}
     count = 0

@@ -17,9 +17,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from results.rows import split_list
+from core.times import parse_utc_or_none
+from core.verdicts import split_list
 from results.store import Store
-from results.timeline import utc_moment, vantage_fields
+from results.timeline import vantage_fields
 
 ROW_GROUP = 10_000
 
@@ -64,7 +65,7 @@ def export_parquet(store: Store, out: str | Path, run_id: int | None = None) -> 
                 run = runs[row["run_id"]] = {"run_network": info.get("network"),
                                              **vantage_fields(vantage)}
             values = {**row, **run, "target": row["target_url"],
-                      "started": utc_moment(row["started"], strict=False),
+                      "started": parse_utc_or_none(row["started"]),
                       "techniques": _lists(row.get("techniques")),
                       "outcomes": _lists(row.get("outcomes"))}
             for name in COLUMNS:

@@ -14,12 +14,9 @@ import sqlite3
 import zlib
 from typing import Any
 
+from core.errors import IntegrityError
 from results import rows as R
 from results.canonical import GENESIS, chain_hash, sha256_hex
-
-
-class IntegrityError(Exception):
-    """A stored record or blob does not match its hash, or a referenced blob is missing."""
 
 
 def head(conn: sqlite3.Connection) -> str:

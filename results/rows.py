@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from probes.observations import (
+from core.observations import (
     DNSQuery,
     HTTPRequest,
     Measurement,
@@ -28,6 +28,7 @@ from probes.observations import (
     measurement_from_dict,
     measurement_to_dict,
 )
+from core.verdicts import split_list
 from results.canonical import sha256_hex
 
 REF_PREFIX = "sha256:"
@@ -176,7 +177,7 @@ VERDICT_COLUMNS = (
 
 
 def verdict_columns(verdict: Mapping[str, Any]) -> dict[str, Any]:
-    """The measurement columns for a verdict dict (as `analysis.verdict.Verdict.to_dict` gives)."""
+    """The measurement columns for a verdict dict (as `core.verdicts.Verdict.to_dict` gives)."""
     if not verdict.get("verdict"):
         raise ValueError("a verdict dict needs a 'verdict'")
     lists = {key: [str(v) for v in verdict.get(key) or ()] for key in ("techniques", "outcomes")}
@@ -194,10 +195,6 @@ def verdict_columns(verdict: Mapping[str, Any]) -> dict[str, Any]:
         # Details are derived data for people to read; anything not JSON becomes its str().
         "details": json.dumps(verdict.get("details") or {}, sort_keys=True, default=str),
     }
-
-
-def split_list(text: str | None) -> list[str]:
-    return text.split(",") if text else []
 
 
 def verdict_from_row(row: Mapping[str, Any]) -> dict[str, Any]:

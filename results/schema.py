@@ -19,7 +19,7 @@ Tables (see DESIGN.md, "Storage"):
     signatures     one signature per finished run over its chain head (results.signing)
     clock          the clock's state at each run, also a `clock` record in the chain
     custody        the chain-of-custody log, hash-chained like records (results.custody)
-    timestamps     RFC 3161 timestamps of run chain heads, queued until stamped (results.timestamps)
+    timestamps     RFC 3161 timestamps of run chain heads, queued until stamped (results.tsa_tokens)
 
 Raw tables (records, bodies, certificates, signatures, clock, custody) refuse UPDATE and DELETE
 through triggers; keys may only be retired, never changed or removed; a stamped timestamp

@@ -38,7 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from probes.observations import utc_now
+from core.times import utc_now
 from results.canonical import sha256_hex
 
 if TYPE_CHECKING:

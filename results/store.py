@@ -39,11 +39,12 @@ from typing import Any
 
 import sqlite_utils
 
-from probes.observations import Measurement, utc_now
+from core.errors import IntegrityError
+from core.observations import Measurement
+from core.times import utc_now
 from results import custody, integrity, signing
 from results import rows as R
 from results.canonical import GENESIS, canonical_json, chain_hash
-from results.integrity import IntegrityError
 from results.paths import default_db_path
 from results.schema import migrate
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from results.rows import split_list
+from core.times import parse_utc, parse_utc_or_none
+from core.verdicts import split_list
 from results.store import Store, _filters
 
 _UNKNOWN_ASN = {"", "AS0"}
@@ -34,7 +35,7 @@ def verdict_points(
     (with or without its trailing slash) or a hostname, as `Store.measurements` does. A row
     whose start time cannot be read is left out.
     """
-    low, high = utc_moment(since), utc_moment(until)
+    low, high = parse_utc(since), parse_utc(until)
     # Only the target clause: its columns (target_url, hostname) exist in measurements alone.
     where, args = _filters(None, target, None)
     sql = (
@@ -46,7 +47,7 @@ def verdict_points(
     found: list[tuple[datetime, int, dict[str, Any]]] = []
     vantages: dict[str, dict[str, Any]] = {}  # the same run's JSON is decoded once
     for row in store.db.query(sql, args):
-        moment = utc_moment(row["started"], strict=False)
+        moment = parse_utc_or_none(row["started"])
         if moment is None or (low and moment < low) or (high and moment > high):
             continue
         text = row["vantage"] or "{}"
@@ -98,7 +99,7 @@ class BundlePoints:
         found: list[tuple[datetime, int, dict[str, Any]]] = []
         for v in verdicts:
             measured = self._measured.get(v["record_id"])
-            moment = utc_moment(measured[0], strict=False) if measured else None
+            moment = parse_utc_or_none(measured[0]) if measured else None
             if measured is None or moment is None:
                 continue
             run_id = v["run_id"]
@@ -146,14 +147,3 @@ def vantage_fields(data: Any) -> dict[str, Any]:
     }
 
 
-def utc_moment(text: str | None, strict: bool = True) -> datetime | None:
-    """An ISO 8601 time as aware UTC; None for None (or, when not strict, for bad text)."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip())
-    except ValueError:
-        if strict:
-            raise ValueError(f"not an ISO 8601 time: {text!r}") from None
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

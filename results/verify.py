@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from results import custody, integrity, signing, timestamps
+from results import custody, integrity, signing
 from results import rows as R
+from results import tsa_tokens as timestamps
 from results.canonical import GENESIS, chain_hash
 from results.store import Store
 

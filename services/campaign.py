@@ -17,17 +17,18 @@ from typing import Any
 from analysis.classify import classify
 from analysis.context import Context, reference_goodput
 from analysis.run_network import decide
-from analysis.verdict import LOCAL_FAILURE, NETWORK_OK, UPSTREAM_UNREACHABLE, Verdict
-from probes import netstate
-from probes.clock import clock_state
+from core.netstate import NetState
+from core.observations import Measurement
+from core.target import Target
+from core.times import utc_now
+from core.verdicts import LOCAL_FAILURE, NETWORK_OK, UPSTREAM_UNREACHABLE, Verdict
+from probes import network_check
+from probes.clock_state import clock_state
 from probes.config import ProbeConfig
-from probes.control import fetch_controls
-from probes.netstate import NetState
-from probes.observations import Measurement, utc_now
+from probes.helper_client import fetch_controls
 from probes.runner import Limits, run_campaign
 from results.store import Store
 from services.vantage import NetworkOptions, vantage_async
-from targets.model import Target
 
 Progress = Callable[[Measurement], None]
 
@@ -108,7 +109,7 @@ def _config_record(options: CampaignOptions) -> dict[str, Any]:
 async def _network(options: CampaignOptions) -> NetState | None:
     if not options.check_network:
         return None
-    return await netstate.check()
+    return await network_check.check_network()
 
 
 def analyse(
@@ -184,7 +185,7 @@ async def _conclude(
     after = None
     if network != NETWORK_OK and options.check_network and status == "finished":
         # Everything failed: look again, the link may have gone down during the run.
-        after = await netstate.check()
+        after = await network_check.check_network()
         network = decide(before, after, measurements, control_ok)
     if not options.check_network and not measurements:
         network = LOCAL_FAILURE

@@ -30,12 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.events import DEFAULT_POLICY, Event, EventPolicy, Point, detect_events
+from analysis.event_detection import DEFAULT_POLICY, Event, EventPolicy, Point, detect_events
 from analysis.outages import Bin, reachability
-from probes.observations import utc_now
+from core.errors import BundleRejected
+from core.times import parse_utc, utc_now
 from results.bundle_verify import verify_bundle
-from results.timeline import utc_moment
-from results.verify import Problem, Report
+from results.verify import Report
 from services.evidence import bundle_points, check_events
 
 UNSIGNED = "unsigned"
@@ -64,14 +64,6 @@ CREATE TABLE IF NOT EXISTS points (
 CREATE INDEX IF NOT EXISTS points_probe ON points (probe);
 CREATE INDEX IF NOT EXISTS points_started ON points (started);
 """
-
-
-class BundleRejected(Exception):
-    """A bundle that does not verify, or that this collector does not accept."""
-
-    def __init__(self, message: str, problems: Sequence[Problem] = ()) -> None:
-        super().__init__(message)
-        self.problems = list(problems)
 
 
 @dataclass(frozen=True)
@@ -234,7 +226,7 @@ class Collection:
 def utc_text(when: str) -> str:
     """An ISO 8601 time as UTC text that sorts as time does ("2026-11-29T03:04:05.000000Z");
     a bare date is its midnight, a time without offset is UTC. ValueError if unreadable."""
-    moment = utc_moment(when)
+    moment = parse_utc(when)
     assert moment is not None  # only None for None
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 

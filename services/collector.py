@@ -27,8 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from services.collection import BundleRejected, Collection
-from services.http_base import RETRY_AFTER, BoundedServer, JSONHandler, RequestError
+from core.errors import BundleRejected, RequestError
+from services.collection import Collection
+from services.http_base import RETRY_AFTER, BoundedServer, JSONHandler
 from services.http_base import serve as serve_http
 
 VERSION = "1"

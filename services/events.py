@@ -1,14 +1,15 @@
 """Events and reachability from a store: the library functions behind `netvigil events` and
 `netvigil reachability`.
 
-Store -> points (`results.timeline.verdict_points`) -> events (`analysis.events`) or time bins
+Store -> points (`results.timeline.verdict_points`) -> events (`analysis.event_detection`) or
+time bins
 (`analysis.outages.reachability`). Nothing is written: events are recomputed from the verdicts
 every time, so new fingerprints or a re-analysis show at once.
 """
 
 from __future__ import annotations
 
-from analysis.events import DEFAULT_POLICY, KINDS, Event, EventPolicy, Point, detect_events
+from analysis.event_detection import DEFAULT_POLICY, KINDS, Event, EventPolicy, Point, detect_events
 from analysis.outages import Bin, reachability
 from results.store import Store
 from results.timeline import verdict_points

@@ -5,7 +5,7 @@
 - `export_evidence` / `check_bundle`: a BagIt zip of some runs, with the events found among
   its verdicts, and its standalone check (the events found again from the bundle alone).
 - `current_key`, `rotate_key`, `custody_log`: the probe's signing key and the custody log.
-- The clock's state, recorded with each run, is read by `probes.clock`.
+- The clock's state, recorded with each run, is read by `probes.clock_state`.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.events import Point, detect_events
+from analysis.event_detection import Point, detect_events
 from results import custody, signing
+from results.bundle_export import Report, export_bundle, verify, verify_bundle
 from results.bundle_verify import MAX_UNPACKED
 from results.canonical import canonical_json, sha256_hex
-from results.evidence import Report, export_bundle, verify, verify_bundle
 from results.store import Store
 from results.timeline import BundlePoints
 from results.verify import Problem, Reclassify
@@ -78,7 +78,7 @@ def export_evidence(
     until: str | datetime | None = None,
     measurement_ids: Sequence[int] | None = None,
 ) -> dict[str, Any]:
-    """Write an evidence bundle (see `results.evidence.export_bundle`); returns its summary."""
+    """Write an evidence bundle (see `results.bundle_export.export_bundle`); returns its summary."""
     return export_bundle(store, out_zip, run_ids=run_ids, since=since, until=until,
                          measurement_ids=measurement_ids, derive_events=event_dicts)
 

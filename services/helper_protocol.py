@@ -37,13 +37,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from core.errors import RequestError
+from core.observations import Measurement, TCPConnect, measurement_to_dict
+from core.target import Target
+from core.times import utc_now
 from probes.config import ProbeConfig
 from probes.dns_wire import parse_resolver
 from probes.measure import measure
-from probes.observations import Measurement, TCPConnect, measurement_to_dict, utc_now
-from services.http_base import RequestError
 from targets.loaders import normalise
-from targets.model import Target
 
 VERSION = "1"
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

@@ -1,5 +1,5 @@
 """Bounded JSON-over-HTTP/1.1 servers on the standard library: what the test helper
-(`services.helper`) and the collector (`services.collector`) share.
+(`services.helper_server`) and the collector (`services.collector`) share.
 
 Bounded everywhere: open connections (`max_connections`, 503 beyond, answered from the accepting
 thread), each socket read or write (`io_timeout`), request bodies (the caller's limit, 413), and
@@ -24,7 +24,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
-from probes.observations import utc_now
+from core.errors import RequestError
+from core.times import utc_now
 
 #: An early refusal (401, 404, 413) reads and discards at most this much of the unread body
 #: first: closing a socket with unread data makes the kernel send a reset, and the client would
@@ -35,15 +36,6 @@ _BUSY_BODY = b'{"error": "busy: too many connections, retry later"}'
 _BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
          b"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
          % (RETRY_AFTER, len(_BUSY_BODY), _BUSY_BODY))
-
-
-class RequestError(Exception):
-    """A request refused as a whole: the HTTP status and a one-line reason."""
-
-    def __init__(self, status: int, message: str, retry_after: int | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
 
 
 def log_line(name: str, line: str) -> None:

@@ -39,12 +39,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
-from analysis.verdict import BLOCKED, DOWN, INSUFFICIENT
-from probes.observations import Measurement
+from core.observations import Measurement
+from core.target import Target
+from core.verdicts import BLOCKED, DOWN, INSUFFICIENT
 from results.store import Store
 from services import campaign
 from services.campaign import CampaignOptions, CampaignResult, Progress
-from targets.model import Target
 
 Log = Callable[[str], None]
 #: Work done with the run's store after each completed run (e.g. RFC 3161 stamping); returns a

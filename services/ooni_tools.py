@@ -14,7 +14,8 @@ from typing import Any
 from analysis.classify import classify
 from analysis.context import Context
 from analysis.fingerprints import Fingerprints
-from analysis.ooni import OONIFormatError, OONIMeasurement, read_ooni_file
+from core.errors import OONIFormatError
+from ooni.read import OONIMeasurement, read_ooni_file
 from results import custody
 from results.store import Store
 

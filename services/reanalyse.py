@@ -9,7 +9,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
-from analysis.verdict import Verdict
+from core.verdicts import Verdict
 from results import custody
 from results.store import Store
 from services.campaign import CampaignOptions, analyse

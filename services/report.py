@@ -9,8 +9,9 @@ What is gathered: the measurement rows in scope (a time window, or one event's s
 (their vantage JSON says where and in which time zone), the events (`services.events`, when that
 module is installed), the observations and controls of the measurements the report quotes, the
 record hash of every measurement it cites, the state of the record chain, and the timeline plot
-(`analysis.plots`, when matplotlib is installed). `analysis.report` turns that into the content;
-`analysis.report_html` / `analysis.report_pdf` draw it. User errors raise `ReportError`.
+(`presentation.plots`, when matplotlib is installed). `presentation.report_build` turns that
+into the content;
+`presentation.report_html` / `presentation.report_pdf` draw it. User errors raise `ReportError`.
 """
 
 from __future__ import annotations
@@ -24,23 +25,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.report import build_report, plan_findings, timeline_points
-from analysis.report_html import render_html
-from analysis.report_i18n import LOCALEDIR, UnknownLanguage, translator
-from analysis.report_model import EventLike, Evidence, Integrity, Report, ReportData
-from analysis.report_plan import FindingPlan
-from analysis.report_text import iso_utc, parse_time
-from probes.observations import utc_now
+from core.errors import ReportError, UnknownLanguage
+from core.times import format_utc, parse_utc, utc_now
+from presentation.i18n import LOCALEDIR, translator
+from presentation.report_build import build_report, plan_findings, timeline_points
+from presentation.report_html import render_html
+from presentation.report_model import EventLike, Evidence, Integrity, Report, ReportData
+from presentation.report_plan import FindingPlan
 from results import custody
 from results.canonical import sha256_hex
 from results.store import Store
 from services.vantage import VERSION
 
 FORMATS = {".html": "html", ".htm": "html", ".pdf": "pdf"}
-
-
-class ReportError(ValueError):
-    """Bad input for a report (a time, an event id, a language, a file type): one line."""
 
 
 @dataclass
@@ -62,7 +59,7 @@ def _time(value: str | None, flag: str) -> str | None:
     if value is None:
         return None
     try:
-        return iso_utc(parse_time(value))
+        return format_utc(parse_utc(value))
     except ValueError:
         raise ReportError(f"{flag} {value!r}: not an ISO 8601 time (e.g. 2025-01-31T18:00Z)") \
             from None
@@ -82,16 +79,16 @@ def _scope(rows: Sequence[Mapping[str, Any]], since: str | None, until: str | No
            event: EventLike | None) -> list[int]:
     if event is not None:
         # The event's own measurements, and every other measurement of its targets meanwhile.
-        start, end = parse_time(event.start), parse_time(event.end) if event.end else None
+        start, end = parse_utc(event.start), parse_utc(event.end) if event.end else None
         ids = set(event.measurement_ids)
         return [int(r["id"]) for r in rows if r["id"] in ids or (
-            r["target_url"] in event.targets and start <= parse_time(r["started"])
-            and (end is None or parse_time(r["started"]) <= end))]
-    low = parse_time(since) if since else None
-    high = parse_time(until) if until else None
+            r["target_url"] in event.targets and start <= parse_utc(r["started"])
+            and (end is None or parse_utc(r["started"]) <= end))]
+    low = parse_utc(since) if since else None
+    high = parse_utc(until) if until else None
     return [int(r["id"]) for r in rows
-            if (low is None or parse_time(r["started"]) >= low)
-            and (high is None or parse_time(r["started"]) <= high)]
+            if (low is None or parse_utc(r["started"]) >= low)
+            and (high is None or parse_utc(r["started"]) <= high)]
 
 
 def _control_sha256(store: Store, measurement_id: int) -> str | None:
@@ -125,7 +122,7 @@ def _plot(rows: Sequence[Mapping[str, Any]], runs: Mapping[int, Mapping[str, Any
     """The timeline as PNG bytes, or (None, why it failed); (None, None) without matplotlib."""
     if importlib.util.find_spec("matplotlib") is None:
         return None, None
-    from analysis.plots import plot_timeline
+    from presentation.plots import plot_timeline
 
     points = timeline_points(rows, runs, scope, redact)
     if redact:  # the plot's title names the networks of events too
@@ -184,7 +181,7 @@ def render(report: Report, fmt: str) -> bytes:
         return render_html(report).encode("utf-8")
     if importlib.util.find_spec("fpdf") is None:
         raise ReportError("a PDF report needs fpdf2: pip install 'netvigil[report]'")
-    from analysis.report_pdf import render_pdf
+    from presentation.report_pdf import render_pdf
 
     return render_pdf(report)
 

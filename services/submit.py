@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-from probes import failures
+from probes import failure_mapping
 from results import custody
 from results.store import Store
 from services.evidence import export_evidence
@@ -116,7 +116,7 @@ def _post(session: requests.Session, url: str, body: bytes, headers: dict[str, s
             raw = response.raw.read(MAX_ANSWER, decode_content=True) or b""
             status = response.status_code
     except requests.RequestException as exc:
-        return None, f"collector unreachable: {failures.classify_requests(exc)}", None
+        return None, f"collector unreachable: {failure_mapping.classify_requests(exc)}", None
     try:
         answer = json.loads(raw)
     except ValueError:

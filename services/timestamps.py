@@ -19,7 +19,7 @@ from typing import Any
 from cryptography import x509
 
 from results import custody
-from results import timestamps as T
+from results import tsa_tokens as T
 from results.store import Store
 
 DEFAULT_TIMEOUT = 10.0

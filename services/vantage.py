@@ -32,8 +32,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from probes.control import public_address
-from probes.ipasn import ASInfo, TableError, lookup, table_digest
+from core.errors import TableError
+from probes.helper_client import public_address
+from probes.ipasn import ASInfo, lookup, table_digest
 
 VERSION = "0.1.0"
 

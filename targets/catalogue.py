@@ -13,8 +13,9 @@ import tomllib
 from functools import cache
 from pathlib import Path
 
-from targets.loaders import TargetError, normalise, read_text
-from targets.model import Platform
+from core.errors import TargetError
+from core.target import Platform
+from targets.loaders import normalise, read_text
 
 BUNDLED = Path(__file__).with_name("catalogue.toml")
 CATEGORIES = (

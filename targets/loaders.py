@@ -27,7 +27,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from targets.model import SCHEMES, Platform, Target
+from core.errors import TargetError
+from core.target import SCHEMES, Platform, Target
 
 MAX_LINE = 2048  # bytes a line (and characters a target); no real URL in a test list comes close
 MAX_LINES = 1_000_000  # lines a file, comments included: bounds the time a hostile file costs
@@ -36,17 +37,6 @@ CITIZEN_LAB_HEADER = ("url", "category_code")
 _LIST_SUFFIXES = (".txt", ".csv", ".toml", ".list")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
-
-
-class TargetError(ValueError):
-    """Bad user input about targets. `str()` is one line: `FILE:LINE: what is wrong`.
-
-    Control characters (a newline in a file name, say) are escaped so that the message stays one
-    line whatever the input held.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", message))
 
 
 def _show(text: str, limit: int = 80) -> str:

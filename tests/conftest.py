@@ -23,7 +23,7 @@ WC05 = CORPUS / "ooni" / "wc05_qa"
 def import_wc05(store: Store) -> None:
     """Import OONI's 50 labelled measurements into `store`, judged with OONI's fingerprints:
     real blocking, runs and events to test with (skips the test without the corpus)."""
-    from analysis.fingerprints import load_fingerprints
+    from ooni.fingerprints import load_fingerprints
     from services.ooni_tools import import_files
 
     if not WC05.is_dir():

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from analysis.addresses import is_bogon, norm_host, split_endpoint
 from analysis.context import reference_goodput
-from analysis.fingerprints import SCAN_LIMIT, Fingerprint, Fingerprints, load_fingerprints
-from probes.observations import HTTPRequest, Measurement
-from targets.model import Target
+from analysis.fingerprints import SCAN_LIMIT, Fingerprint, Fingerprints
+from core.addresses import is_bogon, norm_host, split_endpoint
+from core.observations import HTTPRequest, Measurement
+from core.target import Target
+from ooni.fingerprints import load_fingerprints
 
 FINGERPRINTS = Path(__file__).resolve().parents[2] / "shared" / "corpus" / "fingerprints"
 HEADER = ("name,scope,other_names,location_found,pattern_type,pattern,confidence_no_fp,"

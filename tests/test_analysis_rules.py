@@ -1,4 +1,4 @@
-"""Each verdict rule on hand-built measurements in our own format (probes.observations)."""
+"""Each verdict rule on hand-built measurements in our own format (core.observations)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import json
 from analysis.classify import classify
 from analysis.context import Context
 from analysis.fingerprints import Fingerprint, Fingerprints
-from analysis.verdict import LOCAL_FAILURE, UPSTREAM_UNREACHABLE
-from probes import failures
-from probes.observations import (
+from core import failures
+from core.observations import (
     DNSQuery,
     DNSResponse,
     HTTPRequest,
@@ -19,7 +18,8 @@ from probes.observations import (
     TCPConnect,
     TLSHandshake,
 )
-from targets.model import Target
+from core.target import Target
+from core.verdicts import LOCAL_FAILURE, UPSTREAM_UNREACHABLE
 
 HOST = "blocked.example"
 REAL = "93.184.216.34"  # a public address (bogons are judged; these are only strings)

@@ -9,10 +9,10 @@ import sqlite3
 import pytest
 
 import cli
+from core.target import Target
 from probes.config import ProbeConfig, Timeouts
 from results.store import Store
 from services import campaign
-from targets.model import Target
 from tests.fakes.certs import FakePKI
 from tests.fakes.dns_server import FakeDNSServer, Rule
 from tests.fakes.servers import HTTPServer, TCPServer, page
@@ -151,7 +151,7 @@ def test_interrupted_campaign_keeps_finished_measurements(tmp_path, lab):
 
 
 def test_run_with_a_helper_judges_against_its_control(env, lab, capsys):
-    from services.helper import HelperConfig, make_server
+    from services.helper_server import HelperConfig, make_server
 
     honest = {"ok.test": Rule(addresses=["127.0.0.1"]), "gone.test": Rule(addresses=["127.0.0.1"])}
     fast = ProbeConfig(timeouts=Timeouts(dns=1, dns_listen=0.05, tcp=1, tls=1, http=1,

@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from results.bundle_export import export_bundle
 from results.canonical import chain_hash
 from results.custody import entry_canonical
-from results.evidence import export_bundle
 from results.store import Store
 from services.evidence import check_bundle
 from tests.test_evidence import members, redo_manifests, store, write_zip

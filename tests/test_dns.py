@@ -25,7 +25,10 @@ import pytest
 import requests
 import trustme
 
-from probes import failures
+from core import failures
+from core.observations import DNSQuery, DNSResponse, observation_from_dict, observation_to_dict
+from core.times import Clock
+from probes import failure_mapping
 from probes.config import ProbeConfig, Timeouts
 from probes.dns import (
     parse_resolver,
@@ -36,13 +39,6 @@ from probes.dns import (
     resolve_system,
 )
 from probes.dns_wire import build_query, read_reply
-from probes.observations import (
-    Clock,
-    DNSQuery,
-    DNSResponse,
-    observation_from_dict,
-    observation_to_dict,
-)
 from tests.fakes.dns_server import FakeDNSServer, FakeDoHServer, Responder, Rule
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -351,16 +347,17 @@ def test_doh_over_https_and_certificate_failures(ca, doh):
 
 
 def test_classify_requests_timeouts_and_unknowns():
-    assert failures.classify_requests(requests.exceptions.ConnectTimeout()) == (
+    assert failure_mapping.classify_requests(requests.exceptions.ConnectTimeout()) == (
         failures.GENERIC_TIMEOUT
     )
-    assert failures.classify_requests(requests.exceptions.ReadTimeout()) == (
+    assert failure_mapping.classify_requests(requests.exceptions.ReadTimeout()) == (
         failures.GENERIC_TIMEOUT
     )
-    assert failures.classify_requests(requests.exceptions.SSLError("no detail")) == (
+    assert failure_mapping.classify_requests(requests.exceptions.SSLError("no detail")) == (
         failures.SSL_FAILED_HANDSHAKE
     )
-    weird = failures.classify_requests(requests.exceptions.ChunkedEncodingError("from 10.1.2.3"))
+    chunked = requests.exceptions.ChunkedEncodingError("from 10.1.2.3")
+    weird = failure_mapping.classify_requests(chunked)
     assert weird.startswith("unknown_failure: ") and "10.1.2.3" not in weird
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from analysis.events import Event, EventPolicy, Point, detect_events
-from probes.observations import Measurement
+from analysis.event_detection import Event, EventPolicy, Point, detect_events
+from core.observations import Measurement
+from core.target import Target
 from results.store import Store
 from results.timeline import verdict_points
 from services import events as service
-from targets.model import Target
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 A = "https://a.example/"

@@ -22,9 +22,9 @@ from pathlib import Path
 import pytest
 
 from results import custody
+from results.bundle_export import export_bundle, verify, verify_bundle
 from results.bundle_verify import manifest_text
 from results.canonical import GENESIS, chain_hash
-from results.evidence import export_bundle, verify, verify_bundle
 from results.store import Store
 from results.verify import Reclassify
 from services.evidence import check_bundle, custody_log, reclassifier, verify_database

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from probes.observations import Measurement, measurement_from_dict, measurement_to_dict
+from core.observations import Measurement, measurement_from_dict, measurement_to_dict
 from results.export import CSV_COLUMNS, export_csv, export_jsonl
 from results.store import Store
 from tests.test_store import BLOCKPAGE, CONFIG, LEAF, VANTAGE, VERDICT, make_measurement

@@ -8,7 +8,8 @@ import dns.exception
 import dns.resolver
 import pytest
 
-from probes import failures as f
+from core import failures as f
+from probes import failure_mapping as m
 
 
 @pytest.mark.parametrize(("exc", "expected"), [
@@ -25,7 +26,7 @@ from probes import failures as f
     (EOFError(), f.EOF_ERROR),
 ])
 def test_socket_errors(exc, expected):
-    assert f.classify_tcp(exc) == expected
+    assert m.classify_tcp(exc) == expected
 
 
 @pytest.mark.parametrize(("code", "expected"), [
@@ -35,14 +36,14 @@ def test_socket_errors(exc, expected):
     (socket.EAI_FAMILY, f.ADDRESS_FAMILY_NOT_SUPPORTED),
 ])
 def test_getaddrinfo_errors(code, expected):
-    assert f.classify_getaddrinfo(socket.gaierror(code, "x")) == expected
+    assert m.classify_getaddrinfo(socket.gaierror(code, "x")) == expected
 
 
 def test_dns_errors():
-    assert f.classify_dns(dns.resolver.NXDOMAIN()) == f.DNS_NXDOMAIN
-    assert f.classify_dns(dns.resolver.NoAnswer()) == f.DNS_NO_ANSWER
-    assert f.classify_dns(dns.exception.Timeout()) == f.GENERIC_TIMEOUT
-    assert f.classify_dns(dns.exception.FormError()) == f.DNS_MALFORMED
+    assert m.classify_dns(dns.resolver.NXDOMAIN()) == f.DNS_NXDOMAIN
+    assert m.classify_dns(dns.resolver.NoAnswer()) == f.DNS_NO_ANSWER
+    assert m.classify_dns(dns.exception.Timeout()) == f.GENERIC_TIMEOUT
+    assert m.classify_dns(dns.exception.FormError()) == f.DNS_MALFORMED
     assert [f.dns_rcode_failure(r) for r in ("NOERROR", "NXDOMAIN", "SERVFAIL", "REFUSED",
                                              "NOTIMP")] == [None, f.DNS_NXDOMAIN, f.DNS_SERVFAIL,
                                                             f.DNS_REFUSED, f.DNS_MALFORMED]
@@ -54,15 +55,15 @@ def test_tls_errors_by_verify_code_not_text():
         exc.verify_code = code
         return exc
 
-    assert f.classify_tls(cert_error(10)) == f.SSL_INVALID_CERTIFICATE  # expired
-    assert f.classify_tls(cert_error(20)) == f.SSL_UNKNOWN_AUTHORITY
-    assert f.classify_tls(cert_error(62)) == f.SSL_INVALID_HOSTNAME
-    assert f.classify_tls(ssl.SSLEOFError()) == f.EOF_ERROR
-    assert f.classify_tls(ssl.SSLError("wrong version")) == f.SSL_FAILED_HANDSHAKE
+    assert m.classify_tls(cert_error(10)) == f.SSL_INVALID_CERTIFICATE  # expired
+    assert m.classify_tls(cert_error(20)) == f.SSL_UNKNOWN_AUTHORITY
+    assert m.classify_tls(cert_error(62)) == f.SSL_INVALID_HOSTNAME
+    assert m.classify_tls(ssl.SSLEOFError()) == f.EOF_ERROR
+    assert m.classify_tls(ssl.SSLError("wrong version")) == f.SSL_FAILED_HANDSHAKE
 
 
 def test_unknown_failures_scrub_addresses():
-    failure = f.classify_tcp(RuntimeError("from 203.0.113.9 and 2001:db8::7 to us"))
+    failure = m.classify_tcp(RuntimeError("from 203.0.113.9 and 2001:db8::7 to us"))
     assert failure.startswith(f.UNKNOWN + ": RuntimeError")
     assert "203.0.113.9" not in failure and "2001:db8::7" not in failure
     assert len(f.unknown(RuntimeError("x" * 1000))) < 250

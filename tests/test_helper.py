@@ -15,13 +15,13 @@ from pathlib import Path
 import pytest
 import requests
 
-import probes.control as control
+import probes.helper_client as control
+from core.observations import DNSQuery, DNSResponse, HTTPRequest, Measurement, TCPConnect
+from core.target import Target
 from probes.config import ProbeConfig, Timeouts
-from probes.control import fetch_controls, request_item
-from probes.observations import DNSQuery, DNSResponse, HTTPRequest, Measurement, TCPConnect
-from services.helper import HelperConfig, make_server, parse_listen, serve
+from probes.helper_client import fetch_controls, request_item
 from services.helper_protocol import address_allowed
-from targets.model import Target
+from services.helper_server import HelperConfig, make_server, parse_listen, serve
 from tests.fakes.dns_server import FakeDNSServer, Rule
 from tests.fakes.servers import HTTPServer, Reply, TCPServer, page, redirect
 
@@ -333,7 +333,7 @@ def test_parse_listen():
 
 
 def test_serve_prints_where_it_listens_and_stops_on_sigterm():
-    code = ("import sys; from services.helper import HelperConfig, serve; "
+    code = ("import sys; from services.helper_server import HelperConfig, serve; "
             "sys.exit(serve('127.0.0.1:0', HelperConfig()))")
     proc = subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from probes import failures, http, tcp, tls
+from core import failures
+from core.html_title import extract_title
+from core.observations import HTTPRequest, observation_from_dict, observation_to_dict
+from core.times import Clock
+from probes import http, tcp, tls
 from probes.config import ProbeConfig, Timeouts
-from probes.html import extract_title
-from probes.observations import Clock, HTTPRequest, observation_from_dict, observation_to_dict
 from tests.fakes.certs import FakePKI
 from tests.fakes.servers import (
     DEFAULT_PAGE,

@@ -4,10 +4,8 @@ import asyncio
 
 import pytest
 
-from probes import failures
-from probes.config import ProbeConfig, Timeouts
-from probes.measure import candidate_addresses, measure
-from probes.observations import (
+from core import failures
+from core.observations import (
     DNSQuery,
     DNSResponse,
     HTTPRequest,
@@ -16,7 +14,9 @@ from probes.observations import (
     measurement_from_dict,
     measurement_to_dict,
 )
-from targets.model import Target
+from core.target import Target
+from probes.config import ProbeConfig, Timeouts
+from probes.measure import candidate_addresses, measure
 from tests.fakes.certs import FakePKI
 from tests.fakes.dns_server import FakeDNSServer, Rule
 from tests.fakes.servers import HTTPServer, TCPServer, page, redirect

@@ -19,9 +19,11 @@ from pathlib import Path
 
 import pytest
 
-from analysis.verdict import Verdict
+from core.observations import Measurement
+from core.target import Target
+from core.times import utc_now
+from core.verdicts import Verdict
 from probes.config import ProbeConfig, Timeouts
-from probes.observations import Measurement, utc_now
 from results.store import Store
 from services.campaign import CampaignOptions, CampaignResult, MeasuredTarget
 from services.monitor import (
@@ -34,7 +36,6 @@ from services.monitor import (
     parse_duration,
     stop_on_signals,
 )
-from targets.model import Target
 from tests.fakes.dns_server import FakeDNSServer, Rule
 from tests.fakes.servers import HTTPServer, TCPServer
 
@@ -357,7 +358,7 @@ from probes.config import ProbeConfig, Timeouts
 from probes.runner import Limits
 from services.campaign import CampaignOptions
 from services.monitor import Schedule, monitor, stop_on_signals
-from targets.model import Target
+from core.target import Target
 
 db, resolver, port, n = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 options = CampaignOptions(

@@ -1,5 +1,5 @@
-"""The OONI writer (`results.ooni_format`, `export_ooni`): what it writes has OONI's
-web_connectivity 0.5 shape, and a round trip through our own reader (`analysis.ooni`) gives the
+"""The OONI writer (`ooni.write`, `export_ooni`): what it writes has OONI's
+web_connectivity 0.5 shape, and a round trip through our own reader (`ooni.read`) gives the
 analysis the same verdicts: on OONI's 50 labelled scenarios, on our own measurements of each
 technique, and through the store."""
 
@@ -16,12 +16,10 @@ import pytest
 
 from analysis.classify import classify
 from analysis.context import Context
-from analysis.fingerprints import Fingerprint, Fingerprints, load_fingerprints
-from analysis.ooni import OONIMeasurement, parse_ooni
-from analysis.verdict import Verdict
-from probes import failures
-from probes.html import extract_title
-from probes.observations import (
+from analysis.fingerprints import Fingerprint, Fingerprints
+from core import failures
+from core.html_title import extract_title
+from core.observations import (
     DNSQuery,
     DNSResponse,
     HTTPRequest,
@@ -30,10 +28,13 @@ from probes.observations import (
     TCPConnect,
     TLSHandshake,
 )
+from core.target import Target
+from core.verdicts import Verdict
+from ooni.fingerprints import load_fingerprints
+from ooni.read import OONIMeasurement, parse_ooni
+from ooni.write import RunInfo, ooni_time, to_ooni, verdict_keys
 from results.export import export_ooni
-from results.ooni_format import RunInfo, ooni_time, to_ooni, verdict_keys
 from results.store import Store
-from targets.model import Target
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 WC05 = sorted((CORPUS / "ooni" / "wc05_qa").glob("*.json"))

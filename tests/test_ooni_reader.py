@@ -14,10 +14,11 @@ import pytest
 
 from analysis.classify import classify
 from analysis.context import Context
-from analysis.fingerprints import load_fingerprints
-from analysis.ooni import OONIFormatError, OONIMeasurement, parse_ooni, read_ooni_file
-from probes import failures
-from probes.observations import DNSQuery, HTTPRequest, TCPConnect, TLSHandshake
+from core import failures
+from core.errors import OONIFormatError
+from core.observations import DNSQuery, HTTPRequest, TCPConnect, TLSHandshake
+from ooni.fingerprints import load_fingerprints
+from ooni.read import OONIMeasurement, parse_ooni, read_ooni_file
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 OONI = CORPUS / "ooni"

@@ -18,9 +18,9 @@ import pytest
 
 from analysis.classify import classify
 from analysis.context import Context
-from analysis.fingerprints import load_fingerprints
-from analysis.ooni import OONIMeasurement, read_ooni_file
-from analysis.verdict import Verdict
+from core.verdicts import Verdict
+from ooni.fingerprints import load_fingerprints
+from ooni.read import OONIMeasurement, read_ooni_file
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 WC05 = CORPUS / "ooni" / "wc05_qa"

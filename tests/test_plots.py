@@ -1,6 +1,6 @@
 """Tests for analysis/plots.py: the images are valid, reproducible, and show the data.
 
-The inputs are stand-ins with the fields of analysis.events.Point / Event and
+The inputs are stand-ins with the fields of analysis.event_detection.Point / Event and
 analysis.outages.Bin (the plots read them through protocols, so any object with these attributes
 will do). Pixels are read with Pillow, which matplotlib depends on.
 """
@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from analysis import plot_style
-from analysis.plot_style import (
+from presentation import plot_style
+from presentation.plot_style import (
     BOTTOM_IN,
     CRITICAL_COLOUR,
     DPI,
@@ -34,7 +34,7 @@ from analysis.plot_style import (
     short_label,
     timeline_height,
 )
-from analysis.plots import plot_reachability, plot_timeline
+from presentation.plots import plot_reachability, plot_timeline
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -283,7 +283,7 @@ def test_plotting_leaves_the_callers_matplotlib_settings_alone(tmp_path):
 
 
 def test_importing_the_module_does_not_import_matplotlib():
-    code = "import sys, analysis.plots; print('matplotlib' in sys.modules)"
+    code = "import sys, presentation.plots; print('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[1], timeout=60, check=True)
     assert result.stdout.strip() == "False"

@@ -18,13 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.report import build_report, plan_findings
-from analysis.report_html import CSP
-from analysis.report_i18n import LOCALEDIR, Translator, catalogue_from_po, parse_po, translator
-from analysis.report_model import Evidence, ReportData
-from analysis.report_pdf import render_pdf
-from analysis.report_text import local_minute, utc_minute, visible, zone
-from probes.observations import (
+from core.errors import ReportError
+from core.observations import (
     DNSQuery,
     DNSResponse,
     HTTPRequest,
@@ -32,10 +27,16 @@ from probes.observations import (
     TCPConnect,
     TLSHandshake,
 )
+from core.target import Target
+from presentation.i18n import LOCALEDIR, Translator, catalogue_from_po, parse_po, translator
+from presentation.report_build import build_report, plan_findings
+from presentation.report_html import CSP
+from presentation.report_model import Evidence, ReportData
+from presentation.report_pdf import render_pdf
+from presentation.report_text import local_minute, utc_minute, visible, zone
 from results.store import Store
 from services import report as service
-from services.report import ReportError, ReportOptions, write_report
-from targets.model import Target
+from services.report import ReportOptions, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = "<script>alert(1)</script>"
@@ -307,9 +308,9 @@ def test_an_unknown_language_is_refused(case: Case, tmp_path: Path) -> None:
 
 
 def _source_messages() -> set[str]:
-    """Every msgid of `_("...")` and `n_("...", "...", n)` in analysis/report*.py."""
+    """Every msgid of `_("...")` and `n_("...", "...", n)` in presentation/*.py."""
     found: set[str] = set()
-    for path in sorted((ROOT / "analysis").glob("report*.py")):
+    for path in sorted((ROOT / "presentation").glob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if not isinstance(node, ast.Call):
                 continue

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from analysis import report_pdf
-from analysis.report_model import Report
-from analysis.report_pdf import find_fonts, render_pdf, text_support
+from presentation import report_pdf
+from presentation.report_model import Report
+from presentation.report_pdf import find_fonts, render_pdf, text_support
 from services import report as service
 from services.report import ReportOptions
 from tests import test_report

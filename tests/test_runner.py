@@ -5,10 +5,10 @@ import time
 
 import pytest
 
+from core.observations import Measurement
+from core.target import Target
 from probes.config import ProbeConfig
-from probes.observations import Measurement
 from probes.runner import Limits, run_campaign
-from targets.model import Target
 
 TARGETS = [Target(f"https://host{i % 5}.example/{i}") for i in range(40)]
 

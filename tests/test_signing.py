@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from probes.clock import UNKNOWN_SOURCE, clock_state, parse_chrony, parse_timedatectl
+from probes.clock_state import UNKNOWN_SOURCE, clock_state, parse_chrony, parse_timedatectl
 from results import signing
+from results.bundle_export import verify
 from results.canonical import chain_hash
-from results.evidence import verify
 from results.signing import KeyStore, rotate_key, verify_signature
 from results.store import Store
 from services.evidence import current_key

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from probes.observations import (
+from core.errors import IntegrityError
+from core.observations import (
     DNSQuery,
     DNSResponse,
     HTTPRequest,
@@ -23,10 +24,10 @@ from probes.observations import (
     TCPConnect,
     TLSHandshake,
 )
+from core.target import Target
 from results.canonical import GENESIS, chain_hash
 from results.schema import SCHEMA_VERSION
-from results.store import IntegrityError, Store
-from targets.model import Target
+from results.store import Store
 
 BLOCKPAGE = b"<html><title>Access denied</title>" + b"x" * 2000 + b"</html>"
 LEAF = b"\x30\x82\x01\x0a" + b"leaf-certificate" * 8  # fake DER: the store does not parse it

@@ -7,10 +7,11 @@ from urllib.parse import urlsplit
 
 import pytest
 
+from core.errors import TargetError
+from core.target import Platform
 from targets import loaders
 from targets.catalogue import CATEGORIES, load_catalogue, platform_names
-from targets.loaders import MAX_LINE, TargetError, load_targets, normalise
-from targets.model import Platform
+from targets.loaders import MAX_LINE, load_targets, normalise
 
 LISTS = Path(__file__).resolve().parents[2] / "shared/corpus/test-lists"
 REQUIRED = {"facebook", "instagram", "whatsapp", "messenger", "x", "youtube", "tiktok",

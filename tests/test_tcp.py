@@ -10,8 +10,10 @@ import time
 
 import pytest
 
-from probes import failures, tcp
-from probes.observations import Clock, observation_from_dict, observation_to_dict
+from core import failures
+from core.observations import observation_from_dict, observation_to_dict
+from core.times import Clock
+from probes import tcp
 from tests.fakes.servers import TCPServer
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from results import timestamps as T
-from results.evidence import export_bundle, verify, verify_bundle
+from results import tsa_tokens as T
+from results.bundle_export import export_bundle, verify, verify_bundle
 from results.store import Store
 from services.timestamps import stamp_pending
 from tests.fakes.tsa import FakeTSA
@@ -174,7 +174,7 @@ def test_every_changed_byte_of_a_token_fails_but_the_unsigned_algorithm_id(
     head, token, chain = str(row["head_sha256"]), str(row["token"]), str(row["tsa_chain"])
     der = base64.b64decode(token)
     # The SignerInfo's signature algorithm identifier is outside what the TSA signs, and
-    # OpenSSL takes the algorithm from the key: documented in results.timestamps.
+    # OpenSSL takes the algorithm from the key: documented in results.tsa_tokens.
     oid = der.rindex(ECDSA_SHA256_OID)
     unsigned = set(range(oid + 2, oid + len(ECDSA_SHA256_OID)))
     passed = [i for i in range(len(der)) if i not in unsigned
@@ -286,9 +286,9 @@ def test_the_command_names_a_bad_root_file(store: Store, tmp_path: Path,
 
 
 def test_monitor_stamps_each_run_once_the_authority_answers(tmp_path: Path, tsa: FakeTSA) -> None:
+    from core.target import Target
     from services.campaign import CampaignOptions
     from services.monitor import Schedule, monitor
-    from targets.model import Target
     from tests.test_monitor import FakeTime, fake_job
 
     t, lines = FakeTime(), []

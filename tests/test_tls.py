@@ -11,8 +11,10 @@ import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
-from probes import failures, tcp, tls
-from probes.observations import Clock, TLSHandshake, observation_from_dict, observation_to_dict
+from core import failures
+from core.observations import TLSHandshake, observation_from_dict, observation_to_dict
+from core.times import Clock
+from probes import tcp, tls
 from tests.fakes.certs import FakePKI
 from tests.fakes.servers import HTTPServer, TCPServer
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pytest
 
 import cli
-from probes.control import public_address
-from probes.ipasn import ASInfo, TableError, check_table, lookup, table_digest
-from services.helper import HelperConfig, make_server
+from core.errors import TableError
+from probes.helper_client import public_address
+from probes.ipasn import ASInfo, check_table, lookup, table_digest
+from services.helper_server import HelperConfig, make_server
 from services.vantage import NetworkOptions, network_identity, parse_asn, parse_country
 
 TABLE = """\

@@ -1,0 +1,1 @@
+"""The floor every layer may import: records, the failure and verdict vocabularies, time, errors."""

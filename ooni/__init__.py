@@ -1,0 +1,1 @@
+"""OONI's data formats in one place: reading measurements and fingerprints, writing measurements."""

@@ -1,0 +1,1 @@
+"""Presentation: the lawyer's report (HTML, PDF, translations, fonts) and plots."""

@@ -1,0 +1,408 @@
+"""How a measurement was blocked, in plain words, with the decisive observations quoted.
+
+    explain(outcome, measurement, control, tr, redact) -> (sentence, quotes)
+    describe_control(measurement, control, tr) -> (sentences, quotes)
+
+`explain` turns one verdict outcome (`dns.nxdomain`, `tls.sni_filtered`,
+`http.blockpage:<name>`, ...) into a sentence a court can read ("When asked for example.com,
+the system resolver answered NXDOMAIN (the name does not exist), while the control resolved it
+to 93.184.216.34.") and quotes the observations it rests on: the DNS answers, the connect or
+handshake that was reset, the blockpage's status, title, server header and first words. Every
+value taken from a record passes through `visible`; the renderers escape it.
+
+With `redact`, the vantage point's own network is left out: resolver addresses become
+"[withheld]" (the system resolver is named only as such). Addresses of the target and of the
+test helper are not the vantage point's and stay: they are the evidence.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from core import failures
+from core.addresses import is_bogon
+from core.observations import DNSQuery, HTTPRequest, Measurement, TCPConnect, TLSHandshake
+from presentation.i18n import Translator
+from presentation.report_model import Quote
+from presentation.report_text import excerpt, listing, visible
+
+MAX_QUOTES = 4
+_ENCRYPTED = frozenset({"doh", "dot"})
+_DNS = {"nxdomain": failures.DNS_NXDOMAIN, "no_answer": failures.DNS_NO_ANSWER,
+        "servfail": failures.DNS_SERVFAIL, "refused": failures.DNS_REFUSED,
+        "timeout": failures.GENERIC_TIMEOUT}
+_CONN = {"reset": failures.CONNECTION_RESET, "timeout": failures.GENERIC_TIMEOUT,
+         "refused": failures.CONNECTION_REFUSED, "eof": failures.EOF_ERROR}
+_SHOWN_HEADERS = ("server", "location", "via")
+
+Explained = tuple[str, tuple[Quote, ...]]
+
+
+def _endpoint(address: str, port: int) -> str:
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
+def _host(name: str) -> str:
+    return name.rstrip(".").lower()
+
+
+class _Quoting:
+    """Observations as one-line quotes, and the resolver named in prose."""
+
+    def __init__(self, tr: Translator, redact: bool) -> None:
+        self.tr = tr
+        self.redact = redact
+
+    def resolver_name(self, q: DNSQuery) -> str:
+        _ = self.tr._
+        if q.engine == "system" or not q.resolver:
+            return _("the system resolver (normally the one the ISP provides)")
+        if self.redact:
+            return _("a resolver the probe queried directly (address withheld)")
+        return _("the resolver at {address}").format(address=visible(q.resolver))
+
+    def dns(self, q: DNSQuery, control: bool = False) -> Quote:
+        _ = self.tr._
+        address = _("[withheld]") if self.redact and not control else q.resolver
+        resolver = q.engine if q.engine == "system" or not q.resolver else (
+            f"{q.engine} {address}")
+        answers = "; ".join(
+            f"{r.rcode} {' '.join(r.addresses)}".strip() + f" (t={r.t:.3f} s)" for r in q.responses
+        ) or (q.failure or "")
+        label = _("control DNS query") if control else _("DNS query")
+        return Quote(label, visible(f"{resolver} {q.query_type} {q.hostname} → {answers}"))
+
+    def tcp(self, c: TCPConnect, control: bool = False) -> Quote:
+        _ = self.tr._
+        label = _("control TCP connect") if control else _("TCP connect")
+        status = c.failure or _("connected")
+        return Quote(label, visible(f"{_endpoint(c.address, c.port)} → {status} (t={c.t:.3f} s)"))
+
+    def tls(self, h: TLSHandshake, control: bool = False) -> Quote:
+        _ = self.tr._
+        label = _("control TLS handshake") if control else _("TLS handshake")
+        if h.failure is not None:
+            status = h.failure
+        else:
+            valid = _("certificate valid") if h.cert_verified else _("certificate not verified")
+            completed = _("completed")
+            status = f"{completed} ({h.version or '?'}, {valid})"
+        return Quote(label, visible(f"SNI {h.sni} → {_endpoint(h.address, h.port)}: {status} "
+                                    f"(t={h.t:.3f} s)"))
+
+    def http(self, hop: HTTPRequest, control: bool = False) -> list[Quote]:
+        _ = self.tr._
+        status = str(hop.status) if hop.status is not None else ""
+        outcome = " ".join(p for p in (status, hop.failure or "") if p)
+        size = self.tr.n_("{n} byte", "{n} bytes", hop.body_length).format(n=hop.body_length)
+        digest = f", sha256 {hop.body_sha256}" if hop.body_sha256 else ""
+        quotes = [Quote(_("control HTTP response") if control else _("HTTP response"),
+                        visible(f"{hop.method} {hop.url} → {outcome}, {size}{digest}"))]
+        if hop.title is not None:
+            quotes.append(Quote(_("control page title") if control else _("page title"),
+                                visible(hop.title)))
+        if not control:
+            for key, value in hop.headers:
+                if key.lower() in _SHOWN_HEADERS:
+                    quotes.append(Quote(_("response header"), visible(f"{key}: {value}")))
+            if hop.body:
+                quotes.append(Quote(_("page text (excerpt)"), excerpt(hop.body)))
+        return quotes
+
+
+class _Explainer:
+    def __init__(self, m: Measurement, control: Measurement | None, tr: Translator,
+                 redact: bool) -> None:
+        self.m = m
+        self.control = control
+        self.tr = tr
+        self.q = _Quoting(tr, redact)
+
+    # --- the control's side, as a clause ("while the control ...") --------------------------
+
+    def control_dns(self, host: str) -> tuple[str, list[Quote]]:
+        _ = self.tr._
+        if self.control is None:
+            return _("no control lookup was recorded"), []
+        queries = [q for q in self.control.of(DNSQuery) if _host(q.hostname) == host]
+        addresses = [a for q in queries for a in q.all_addresses]
+        quotes = [self.q.dns(q, control=True) for q in queries[:2]]
+        if addresses:
+            return _("the control (the test helper, on an uncensored network) resolved it to "
+                     "{addresses}").format(addresses=visible(listing(addresses))), quotes
+        if queries:
+            return _("the control could not resolve it either"), quotes
+        return _("the control did not look this name up"), quotes
+
+    def control_reached(self) -> bool:
+        return self.control is not None and any(
+            h.status is not None for h in self.control.of(HTTPRequest))
+
+    def control_tcp(self, address: str, port: int) -> tuple[str, list[Quote]]:
+        _ = self.tr._
+        if self.control is not None:
+            same = [c for c in self.control.of(TCPConnect)
+                    if (c.address, c.port) == (address, port)]
+            if same and same[0].failure is None:
+                return (_("the control connected to the same address and port"),
+                        [self.q.tcp(same[0], control=True)])
+        if self.control_reached():
+            return _("the control reached the site"), []
+        return _("no control connection was recorded"), []
+
+    def control_tls(self, h: TLSHandshake, verified: bool = False) -> tuple[str, list[Quote]]:
+        _ = self.tr._
+        if self.control is not None:
+            same = [c for c in self.control.of(TLSHandshake) if c.purpose == "target"
+                    and c.failure is None and (not verified or c.cert_verified)
+                    and _host(c.sni) == _host(h.sni)]
+            exact = [c for c in same if (c.address, c.port) == (h.address, h.port)] or same
+            if exact:
+                text = (_("the control received a valid certificate for the same name")
+                        if verified else _("the control's handshake naming the same site "
+                                           "completed"))
+                return text, [self.q.tls(exact[0], control=True)]
+        if self.control_reached():
+            return _("the control reached the site"), []
+        return _("no control handshake was recorded"), []
+
+    def control_page(self, url: str) -> tuple[str, list[Quote]]:
+        _ = self.tr._
+        hops = [h for h in (self.control.of(HTTPRequest) if self.control else [])
+                if h.status is not None]
+        same = [h for h in hops if h.url == url] or hops
+        if not same:
+            return _("no control fetch was recorded"), []
+        return _("the control fetched the page"), self.q.http(same[-1], control=True)[:2]
+
+    # --- per outcome ---------------------------------------------------------------------
+
+    def explain(self, outcome: str) -> tuple[str, list[Quote]]:
+        stage, _sep, kind = outcome.partition(".")
+        handler = {"dns": self.dns, "tcp": self.tcp, "tls": self.tls, "http": self.http,
+                   "throttle": self.throttle}.get(stage)
+        found = handler(kind) if handler is not None else None
+        if found is None:
+            return self.tr._("The analysis recorded the outcome {outcome}.").format(
+                outcome=visible(outcome)), []
+        return found
+
+    def _plain(self) -> list[DNSQuery]:
+        return [q for q in self.m.of(DNSQuery) if q.engine not in _ENCRYPTED]
+
+    def dns(self, kind: str) -> tuple[str, list[Quote]] | None:
+        _ = self.tr._
+        plain = self._plain()
+        if kind == "injected":
+            hits = [q for q in plain if q.injected]
+        elif kind in _DNS:
+            hits = [q for q in plain if q.failure == _DNS[kind] and not q.all_addresses]
+        else:
+            # The answers the control does not share; for a bogon, the special-purpose ones.
+            hits = [q for q in plain if self._unshared(q)]
+            bogus = [q for q in hits if any(is_bogon(a) for a in self._unshared(q))]
+            hits = (bogus if kind == "bogon" and bogus else hits) or [
+                q for q in plain if q.all_addresses]
+        if not hits:
+            return None
+        q = hits[0]
+        host = _host(q.hostname)
+        said, control_quotes = self.control_dns(host)
+        values = {"host": visible(host), "resolver": self.q.resolver_name(q), "control": said}
+        if kind == "injected":
+            first, second = q.responses[0], q.responses[1]
+            text = _("Two different answers arrived for one query about {host} to {resolver}: "
+                     "first {first}, then {second}. A resolver sends one answer; a second, "
+                     "different one is the signature of a device on the path that forges "
+                     "answers.").format(
+                first=visible(" ".join((first.rcode, *first.addresses))),
+                second=visible(" ".join((second.rcode, *second.addresses))), **values)
+        elif kind in _DNS:
+            text = {
+                "nxdomain": _("When asked for {host}, {resolver} answered NXDOMAIN (the name "
+                              "does not exist), while {control}."),
+                "no_answer": _("When asked for {host}, {resolver} answered that the name has "
+                               "no address, while {control}."),
+                "servfail": _("When asked for {host}, {resolver} answered SERVFAIL (the lookup "
+                              "failed), while {control}."),
+                "refused": _("When asked for {host}, {resolver} refused to answer (REFUSED), "
+                             "while {control}."),
+                "timeout": _("When asked for {host}, {resolver} did not answer within the time "
+                             "limit, while {control}."),
+            }[kind].format(**values)
+        else:
+            values["addresses"] = visible(listing(self._unshared(q) or q.all_addresses))
+            text = (_("When asked for {host}, {resolver} answered {addresses}: addresses "
+                      "reserved for private or special use, which no public website has, "
+                      "while {control}.") if kind == "bogon" else
+                    _("When asked for {host}, {resolver} answered {addresses}, while "
+                      "{control}: the two answers have no address in common, and no valid "
+                      "certificate for {host} was seen on the probe's addresses.")
+                    ).format(**values)
+        return text, [self.q.dns(h) for h in hits[:2]] + control_quotes
+
+    def _unshared(self, q: DNSQuery) -> list[str]:
+        """The query's addresses that the control did not get for the same name."""
+        host = _host(q.hostname)
+        control = set() if self.control is None else {
+            a for cq in self.control.of(DNSQuery) if _host(cq.hostname) == host
+            for a in cq.all_addresses}
+        return [a for a in q.all_addresses if a not in control]
+
+    def _host_of(self, address: str) -> str:
+        for q in self.m.of(DNSQuery):
+            if address in q.all_addresses:
+                return _host(q.hostname)
+        return self.m.target.hostname
+
+    def tcp(self, kind: str) -> tuple[str, list[Quote]] | None:
+        _ = self.tr._
+        hits = [c for c in self.m.of(TCPConnect) if c.failure == _CONN.get(kind)]
+        if not hits:
+            return None
+        c = hits[0]
+        said, control_quotes = self.control_tcp(c.address, c.port)
+        template = {
+            "reset": _("The TCP connection to {endpoint} ({host}) was reset ({failure}) before "
+                       "it was established, while {control}."),
+            "timeout": _("The TCP connection to {endpoint} ({host}) got no answer within the "
+                         "time limit ({failure}): the packets were dropped, while {control}."),
+        }.get(kind, _("The TCP connection to {endpoint} ({host}) was refused ({failure}), "
+                      "while {control}."))
+        text = template.format(endpoint=_endpoint(c.address, c.port), failure=c.failure,
+                               host=visible(self._host_of(c.address)), control=said)
+        return text, [self.q.tcp(h) for h in hits[:2]] + control_quotes
+
+    def tls(self, kind: str) -> tuple[str, list[Quote]] | None:
+        _ = self.tr._
+        target = [h for h in self.m.of(TLSHandshake) if h.purpose == "target" and h.failure]
+        if kind == "mitm":
+            hits = [h for h in target if h.failure in failures.CERTIFICATE_FAILURES]
+        elif kind == "sni_filtered":
+            hits = [h for h in target if h.failure in _CONN.values()]
+        else:
+            hits = [h for h in target if h.failure == _CONN.get(kind)]
+        if not hits:
+            return None
+        h = hits[0]
+        values = {"endpoint": _endpoint(h.address, h.port), "sni": visible(h.sni),
+                  "failure": h.failure}
+        quotes = [self.q.tls(x) for x in hits[:2]]
+        if kind == "sni_filtered":
+            harmless = [x for x in self.m.of(TLSHandshake) if x.purpose == "harmless_sni"
+                        and x.address == h.address and x.failure is None]
+            text = _("The TLS handshake with {endpoint} naming {sni} failed after the ClientHello "
+                     "({failure}), while the same handshake with the same address naming a "
+                     "harmless site ({harmless}) completed: the network blocks connections by "
+                     "the site's name, which the ClientHello carries in clear (SNI).").format(
+                harmless=visible(harmless[0].sni if harmless else "?"), **values)
+            return text, quotes + [self.q.tls(x) for x in harmless[:1]]
+        said, control_quotes = self.control_tls(h, verified=kind == "mitm")
+        template = {
+            "mitm": _("The server at {endpoint} presented a certificate for {sni} that does "
+                      "not verify ({failure}), while {control}: the connection was intercepted "
+                      "on the path."),
+            "reset": _("The TLS handshake with {endpoint} naming {sni} was reset after the "
+                       "ClientHello ({failure}), while {control}."),
+            "timeout": _("The TLS handshake with {endpoint} naming {sni} got no answer after "
+                         "the ClientHello ({failure}), while {control}."),
+        }.get(kind, _("The TLS handshake with {endpoint} naming {sni} was cut off after the "
+                      "ClientHello: the connection was closed ({failure}), while {control}."))
+        return template.format(control=said, **values), quotes + control_quotes
+
+    def http(self, kind: str) -> tuple[str, list[Quote]] | None:
+        _ = self.tr._
+        hops = self.m.of(HTTPRequest)
+        answered = [h for h in hops if h.status is not None]
+        if kind.startswith("blockpage:") and answered:
+            hop = answered[-1]
+            values = {"url": visible(hop.url), "status": hop.status,
+                      "fingerprint": visible(kind.partition(":")[2])}
+            text = (_("The request for {url} was answered with a known blockpage "
+                      "({fingerprint}): status {status}, titled “{title}”.").format(
+                          title=visible(hop.title), **values) if hop.title else
+                    _("The request for {url} was answered with a known blockpage "
+                      "({fingerprint}): status {status}.").format(**values))
+            _said, control_quotes = self.control_page(hop.url)
+            return text, self.q.http(hop) + control_quotes
+        if kind == "diff" and answered:
+            hop = answered[-1]
+            _said, control_quotes = self.control_page(hop.url)
+            text = _("The page received for {url} (status {status}, titled “{title}”) differs "
+                     "from the control's page beyond what chance explains.").format(
+                url=visible(hop.url), status=hop.status,
+                title=visible(hop.title) if hop.title else _("no title"))
+            return text, self.q.http(hop) + control_quotes
+        failed = [h for h in hops if h.failure == _CONN.get(kind)]
+        if not failed:
+            return None
+        hop = failed[0]
+        said, control_quotes = self.control_page(hop.url)
+        template = {
+            "reset": _("The HTTP request for {url} was reset after it was sent ({failure}), "
+                       "while {control}."),
+            "timeout": _("The HTTP request for {url} got no complete answer within the time "
+                         "limit ({failure}), while {control}."),
+        }.get(kind, _("The connection carrying the HTTP request for {url} was closed before "
+                      "the answer was complete ({failure}), while {control}."))
+        text = template.format(url=visible(hop.url), failure=hop.failure, control=said)
+        return text, self.q.http(hop)[:1] + control_quotes
+
+    def throttle(self, kind: str) -> tuple[str, list[Quote]] | None:
+        hops = [h for h in self.m.of(HTTPRequest) if h.goodput]
+        if not hops:
+            return None
+        hop = min(hops, key=lambda h: h.goodput or 0.0)
+        text = self.tr._("The download of {url} ran at {rate} kB/s, far slower than the "
+                         "network's other downloads in the same run or than the control's."
+                         ).format(url=visible(hop.url), rate=f"{(hop.goodput or 0) / 1000:.1f}")
+        _said, control_quotes = self.control_page(hop.url)
+        return text, self.q.http(hop)[:1] + control_quotes
+
+
+def explain(outcome: str, m: Measurement, control: Measurement | None, tr: Translator,
+            redact: bool = False) -> tuple[str, tuple[Quote, ...]]:
+    """One outcome in plain words, with the quoted observations (at most MAX_QUOTES)."""
+    text, quotes = _Explainer(m, control, tr, redact).explain(outcome)
+    return text, tuple(quotes[:MAX_QUOTES])
+
+
+def _sentences(parts: Iterable[str]) -> str:
+    return " ".join(p for p in parts if p)
+
+
+def describe_control(m: Measurement, control: Measurement | None,
+                     tr: Translator) -> tuple[str, tuple[Quote, ...]]:
+    """What the test helper saw of the same target, from an uncensored network."""
+    _ = tr._
+    if control is None:
+        return _("No control (a measurement of the same target by the test helper, from an "
+                 "uncensored network) was recorded for this measurement."), ()
+    host = m.target.hostname
+    queries = [q for q in control.of(DNSQuery) if _host(q.hostname) == host]
+    addresses = [a for q in queries for a in q.all_addresses]
+    if addresses:
+        first = _("The test helper, measuring the same target from an uncensored network, "
+                  "resolved {host} to {addresses}.").format(host=visible(host),
+                                                            addresses=visible(listing(addresses)))
+    else:
+        first = _("The test helper measured the same target from an uncensored network.")
+    verified = [h for h in control.of(TLSHandshake) if h.purpose == "target" and h.cert_verified]
+    tls = _("Its TLS handshake naming {sni} completed with a valid certificate.").format(
+        sni=visible(verified[0].sni)) if verified else ""
+    hops = control.of(HTTPRequest)
+    final = hops[-1] if hops else None
+    if final is None:
+        page = ""
+    elif final.status is not None:
+        page = _("It fetched {url}: status {status}, titled “{title}”.").format(
+            url=visible(final.url), status=final.status,
+            title=visible(final.title) if final.title else _("no title"))
+    else:
+        page = _("Its request for {url} failed too ({failure}).").format(
+            url=visible(final.url), failure=visible(final.failure or ""))
+    quoting = _Quoting(tr, redact=False)
+    quotes = [quoting.dns(q, control=True) for q in queries[:1]]
+    if final is not None:
+        quotes += quoting.http(final, control=True)[:2]
+    return _sentences((first, tls, page)), tuple(quotes)

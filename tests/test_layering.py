@@ -1,0 +1,106 @@
+"""The layering contract (ARCHITECTURE.md): each package imports only the packages below it.
+
+Read from the code with `ast`, as import-linter does: every `import` and `from ... import` of
+every module, at any depth (inside functions too), is checked against the table below. A new
+import that reaches up or sideways fails here with the module, the line and the rule it breaks.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: What each layer may import, besides itself. The order is the layering, lowest first.
+ALLOWED: dict[str, set[str]] = {
+    "core": set(),
+    "targets": {"core"},
+    "probes": {"core", "targets"},
+    "analysis": {"core"},
+    "ooni": {"core", "analysis"},
+    "results": {"core", "ooni"},
+    "presentation": {"core", "analysis"},
+    "services": {"core", "targets", "probes", "analysis", "ooni", "results", "presentation"},
+    # cli.py still reaches into lower layers while it is being thinned (issue 10, step 4).
+    "cli": {"core", "targets", "probes", "analysis", "ooni", "results", "presentation",
+            "services"},
+}
+#: Our own top-level names: an import of any other name is a third-party or standard one.
+KNOWN = set(ALLOWED) | {"tests", "bench"}
+#: Modules that must stay free of I/O: judgement takes data and returns data.
+PURE = ("core", "analysis")
+IO_MODULES = {"asyncio", "socket", "ssl", "sqlite3", "subprocess", "requests", "h11", "dns",
+              "sqlite_utils", "gzip", "csv", "urllib.request", "http", "shutil", "matplotlib"}
+
+
+def _modules() -> list[tuple[str, Path]]:
+    found = [("cli", ROOT / "cli.py")]
+    for layer in ALLOWED:
+        if layer != "cli":
+            found += [(layer, p) for p in sorted((ROOT / layer).rglob("*.py"))]
+    return found
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    names: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names += [(node.lineno, a.name) for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names.append((node.lineno, node.module))
+    return names
+
+
+def layering_violations() -> list[str]:
+    problems = []
+    for layer, path in _modules():
+        for line, name in _imports(path):
+            top = name.split(".")[0]
+            if top in KNOWN and top != layer and top not in ALLOWED[layer]:
+                where = path.relative_to(ROOT)
+                problems.append(f"{where}:{line}: {layer} imports {name} "
+                                f"({layer} may import {sorted(ALLOWED[layer]) or 'nothing'})")
+    return problems
+
+
+def test_every_import_goes_downward() -> None:
+    assert layering_violations() == []
+
+
+def test_judgement_does_no_io() -> None:
+    problems = []
+    for layer, path in _modules():
+        if layer not in PURE:
+            continue
+        for line, name in _imports(path):
+            if name in IO_MODULES or name.split(".")[0] in IO_MODULES:
+                problems.append(f"{path.relative_to(ROOT)}:{line}: imports {name}")
+        text = path.read_text(encoding="utf-8")
+        for call in ("open(", ".read_text(", ".read_bytes(", ".write_text(", ".write_bytes("):
+            if call in text:
+                problems.append(f"{path.relative_to(ROOT)}: calls {call}")
+    assert problems == []
+
+
+def test_the_checker_catches_an_upward_import(tmp_path, monkeypatch) -> None:
+    """The test above could pass by reading nothing: plant a violation and see it named."""
+    fake = tmp_path / "analysis"
+    fake.mkdir()
+    (fake / "bad.py").write_text("from results.store import Store\nimport services\n")
+    for layer in ALLOWED:
+        if layer not in ("analysis", "cli"):
+            (tmp_path / layer).mkdir()
+    (tmp_path / "cli.py").write_text("import bench\n")
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    assert sorted(layering_violations())[:2] == [
+        "analysis/bad.py:1: analysis imports results.store (analysis may import ['core'])",
+        "analysis/bad.py:2: analysis imports services (analysis may import ['core'])",
+    ]
+    assert any(v.startswith("cli.py:1: cli imports bench ") for v in layering_violations())
+
+
+def test_every_package_is_in_the_table() -> None:
+    packages = {p.parent.name for p in ROOT.glob("*/__init__.py")}
+    assert packages - {"tests", "bench"} == set(ALLOWED) - {"cli"}
