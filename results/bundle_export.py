@@ -46,12 +46,12 @@ from results.bundle_verify import (
 from results.canonical import GENESIS, canonical_json, sha256_hex
 from results.store import Store
 from results.timeline import BundlePoints
-from results.verify import Problem, Report, snapshot, verify
+from results.verify import Problem, Verification, snapshot, verify
 
 #: Events among a bundle's verdict points (as `results.timeline` gives them), as JSON objects.
 DeriveEvents = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
 
-__all__ = ["Problem", "Report", "export_bundle", "verify", "verify_bundle"]
+__all__ = ["Problem", "Verification", "export_bundle", "verify", "verify_bundle"]
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same data gives the same zip
 

@@ -22,7 +22,7 @@ from typing import Any
 from results import custody, signing
 from results.canonical import GENESIS, sha256_hex
 from results.schema import migrate
-from results.verify import Places, Problem, Report, check_raw
+from results.verify import Places, Problem, Verification, check_raw
 
 MANIFEST, TAGMANIFEST = "manifest-sha256.txt", "tagmanifest-sha256.txt"
 BAGIT_TXT = b"BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n"
@@ -68,7 +68,7 @@ def manifest_text(entries: dict[str, str]) -> bytes:
 
 
 #: A check of derived files that needs more than this layer knows (the events: services).
-DerivedCheck = Callable[[dict[str, bytes], Report], None]
+DerivedCheck = Callable[[dict[str, bytes], Verification], None]
 
 
 #: What a bundle may unpack to, and how many files it may hold: a zip from elsewhere may be a
@@ -79,12 +79,12 @@ MAX_MEMBERS = 1_000_000
 
 
 def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
-                  max_unpacked: int = MAX_UNPACKED) -> Report:
+                  max_unpacked: int = MAX_UNPACKED) -> Verification:
     """Check a bundle on its own: every file against the manifests, the record chain from its
     anchor, every blob, signature, clock state, verdict link and the custody log; then, if the
     raw data could be loaded, `derived` (given every file of the bag by path). A bundle that
     would unpack to more than `max_unpacked` bytes is refused unread."""
-    report = Report()
+    report = Verification()
     try:
         zf = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile) as exc:
@@ -113,7 +113,7 @@ def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
     return report
 
 
-def _custody_anchor(conn: sqlite3.Connection, files: dict[str, bytes], report: Report) -> str:
+def _custody_anchor(conn: sqlite3.Connection, files: dict[str, bytes], report: Verification) -> str:
     """The hash before the bundle's first custody entry, as bag-info.txt states it (bundles
     made before netvigil sliced the log state none: theirs starts at the log's first entry)."""
     stated = _bag_info(files).get("Netvigil-Custody-Anchor", GENESIS)
@@ -125,7 +125,7 @@ def _custody_anchor(conn: sqlite3.Connection, files: dict[str, bytes], report: R
 
 
 def _check_custody_signature(data: bytes | None, conn: sqlite3.Connection, anchor: str,
-                             report: Report) -> None:
+                             report: Verification) -> None:
     """The signature of the custody slice (its anchor and last entry), by a key of the
     bundle."""
     if data is None:
@@ -160,7 +160,7 @@ def _check_custody_signature(data: bytes | None, conn: sqlite3.Connection, ancho
         report.notices.append(f"the custody log is signed by key {kid}")
 
 
-def _members(zf: zipfile.ZipFile, report: Report, max_unpacked: int
+def _members(zf: zipfile.ZipFile, report: Verification, max_unpacked: int
              ) -> dict[str, bytes] | None:
     """{path inside the bag: content}; None if the zip is not one bag, or too big unpacked."""
     infos = zf.infolist()
@@ -189,7 +189,7 @@ def _members(zf: zipfile.ZipFile, report: Report, max_unpacked: int
     return files
 
 
-def _check_files(files: dict[str, bytes], report: Report) -> None:
+def _check_files(files: dict[str, bytes], report: Verification) -> None:
     """Every file against the manifests (what `sha256sum -c` does), and the Payload-Oxum."""
     if files.get("bagit.txt") != BAGIT_TXT:
         report.problems.append(Problem("file", "missing, or not the BagIt declaration",
@@ -222,7 +222,7 @@ def _check_files(files: dict[str, bytes], report: Report) -> None:
                                        "bag-info.txt"))
 
 
-def _manifest(files: dict[str, bytes], name: str, report: Report) -> dict[str, str]:
+def _manifest(files: dict[str, bytes], name: str, report: Verification) -> dict[str, str]:
     data = files.get(name)
     if data is None:
         report.problems.append(Problem("file", "missing", name))
@@ -253,7 +253,7 @@ def _bag_info(files: dict[str, bytes]) -> dict[str, str]:
     return info
 
 
-def _load(files: dict[str, bytes], report: Report
+def _load(files: dict[str, bytes], report: Verification
           ) -> tuple[sqlite3.Connection, Places, str] | None:
     """The bundle's raw data in an in-memory database with netvigil's schema, so that the very
     checks run on a database run on the bundle; each unreadable item is a problem."""
@@ -351,7 +351,8 @@ def _insert(conn: sqlite3.Connection, table: str, item: dict[str, Any]) -> None:
                  tuple(item.values()))
 
 
-def _check_verdict_links(conn: sqlite3.Connection, data: bytes | None, report: Report) -> None:
+def _check_verdict_links(conn: sqlite3.Connection, data: bytes | None,
+                         report: Verification) -> None:
     """Each verdict names a measurement record of the bundle by id and hash, for its target."""
     path = "data/verdicts.jsonl"
     if data is None:

@@ -99,7 +99,7 @@ def first_since(conn: sqlite3.Connection, time: str) -> int | None:
     return None if row[0] is None else int(row[0])
 
 
-def check(conn: sqlite3.Connection, anchor: str = GENESIS) -> list[tuple[str, str]]:
+def check_custody(conn: sqlite3.Connection, anchor: str = GENESIS) -> list[tuple[str, str]]:
     """(subject, what failed) for every entry that does not hold; [] means the log is intact.
     `anchor` is the hash before the first entry (GENESIS for a whole log, the hash of the entry
     before a slice for a bundle's part of it)."""

@@ -270,7 +270,7 @@ def run_heads(conn: sqlite3.Connection) -> dict[int, tuple[str, str, str]]:
     return {run_id: (kind, digest, created) for run_id, kind, digest, created in rows}
 
 
-def check(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]]:
+def check_signatures(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]]:
     """Every key and signature, and that each finished run is signed: (problems, notices).
 
     A finished run without a signature is a problem, unless it ended before the oldest key in

@@ -211,7 +211,7 @@ def record_failure(conn: sqlite3.Connection, row_id: int, tsa_url: str, status: 
                  "last_error = ? WHERE id = ?", (status, tsa_url, error[:500], row_id))
 
 
-def check(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]]:
+def check_tokens(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]]:
     """Every stamped row against its run's head and its chain: (problems, notices)."""
     problems: list[Finding] = []
     heads = run_heads(conn)

@@ -21,9 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from results import custody, integrity, signing
+from results import custody, integrity, signing, tsa_tokens
 from results import rows as R
-from results import tsa_tokens as timestamps
 from results.canonical import GENESIS, chain_hash
 from results.store import Store
 
@@ -50,7 +49,7 @@ class Problem:
 
 
 @dataclass
-class Report:
+class Verification:
     """The outcome of a verification: `ok` when there is no problem (notices are not problems)."""
 
     problems: list[Problem] = field(default_factory=list)
@@ -103,10 +102,10 @@ class Places:
                        f"data/certificates/{digest}.der" if self.bundle else None)
 
 
-def verify(store: Store, reclassify: Reclassify | None = None) -> Report:
+def verify(store: Store, reclassify: Reclassify | None = None) -> Verification:
     """Check everything the database holds (see the module docstring); never writes."""
     conn = store.db.conn
-    report = Report()
+    report = Verification()
     with snapshot(conn):  # one consistent view, even while a campaign keeps writing
         check_raw(conn, GENESIS, Places(), report)
         _check_runs(conn, report)
@@ -134,7 +133,7 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
         conn.execute("COMMIT")
 
 
-def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Report,
+def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Verification,
               custody_anchor: str = GENESIS) -> None:
     """The checks that need only the raw tables (shared by `verify` and the bundle check);
     `anchor` and `custody_anchor` are the hashes before the first record and custody entry."""
@@ -143,14 +142,14 @@ def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Rep
         report.problems.append(Problem(subject, explain_record(conn, rid, anchor), file))
     for table, digest in integrity.damaged_blobs(conn):
         report.problems.append(places.blob(table, digest))
-    found, notices = signing.check(conn)
+    found, notices = signing.check_signatures(conn)
     report.problems.extend(Problem(s, w, places.file(kind)) for kind, s, w in found)
     report.notices.extend(notices)
-    found, notices = timestamps.check(conn)
+    found, notices = tsa_tokens.check_tokens(conn)
     report.problems.extend(Problem(s, w, places.file(kind)) for kind, s, w in found)
     report.notices.extend(notices)
     report.problems.extend(Problem(s, w, places.file("custody"))
-                           for s, w in custody.check(conn, custody_anchor))
+                           for s, w in custody.check_custody(conn, custody_anchor))
     _check_clock(conn, places, report)
     report.counts.update({
         name: conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
@@ -203,7 +202,7 @@ def _blob_reasons(conn: sqlite3.Connection, content: dict[str, Any]) -> Iterator
 # --- derived data --------------------------------------------------------------------------------
 
 
-def _check_clock(conn: sqlite3.Connection, places: Places, report: Report) -> None:
+def _check_clock(conn: sqlite3.Connection, places: Places, report: Verification) -> None:
     """Each clock row says what its chained `clock` record says, and every such record has one."""
     file = places.file("clock")
     seen: set[int] = set()
@@ -230,7 +229,7 @@ def _check_clock(conn: sqlite3.Connection, places: Places, report: Report) -> No
             report.problems.append(Problem(subject, "a clock record with no clock row", file))
 
 
-def _check_runs(conn: sqlite3.Connection, report: Report) -> None:
+def _check_runs(conn: sqlite3.Connection, report: Verification) -> None:
     """The runs table says what each run's run_start and run_end records say."""
     records: dict[int, dict[str, dict[str, Any]]] = {}
     for run_id, kind, text in conn.execute(
@@ -261,7 +260,7 @@ def _check_runs(conn: sqlite3.Connection, report: Report) -> None:
         report.problems.append(Problem(f"run {run_id}", "records of a run with no runs row"))
 
 
-def _check_measurements(store: Store, report: Report) -> None:
+def _check_measurements(store: Store, report: Verification) -> None:
     """Each measurement row and its step rows re-derived from the raw record; no record without
     a row (removing a row must not hide a measurement) and no step row without a measurement."""
     conn = store.db.conn
@@ -343,7 +342,7 @@ def _same(stored: Any, derived: Any) -> bool:
     return type(stored) is type(derived) and stored == derived
 
 
-def _check_controls(conn: sqlite3.Connection, report: Report) -> None:
+def _check_controls(conn: sqlite3.Connection, report: Verification) -> None:
     """Each controls row points at the control record it claims; no control record is hidden."""
     claimed: set[int] = set()
     for cid, run_id, mid, record_id, source, rec_run, kind, text in conn.execute(
@@ -362,7 +361,7 @@ def _check_controls(conn: sqlite3.Connection, report: Report) -> None:
                                            "controls row (the row was removed)"))
 
 
-def _check_verdicts(store: Store, reclassify: Reclassify, report: Report) -> None:
+def _check_verdicts(store: Store, reclassify: Reclassify, report: Verification) -> None:
     """The verdict columns equal what a fresh classification of the raw records gives."""
     conn = store.db.conn
     names = ", ".join(R.VERDICT_COLUMNS)

@@ -35,7 +35,7 @@ from analysis.outages import Bin, reachability
 from core.errors import BundleRejected
 from core.times import parse_utc, utc_now
 from results.bundle_verify import verify_bundle
-from results.verify import Report
+from results.verify import Verification
 from services.evidence import bundle_points, check_events
 
 UNSIGNED = "unsigned"
@@ -125,7 +125,7 @@ class Collection:
             # the points it derives for the index: the zip is read and parsed once.
             index: list[tuple[list[tuple[Any, ...]], str, set[str], int]] = []
 
-            def derived(files: dict[str, bytes], report: Report) -> None:
+            def derived(files: dict[str, bytes], report: Verification) -> None:
                 points, verdicts, runs = bundle_points(files)
                 check_events(files, report, points)
                 index.append(_index_rows(files, points, verdicts, runs))

@@ -19,7 +19,7 @@ from typing import Any
 
 from analysis.event_detection import Point, detect_events
 from results import custody, signing
-from results.bundle_export import Report, export_bundle, verify, verify_bundle
+from results.bundle_export import Verification, export_bundle, verify, verify_bundle
 from results.bundle_verify import MAX_UNPACKED
 from results.canonical import canonical_json, sha256_hex
 from results.store import Store
@@ -38,7 +38,7 @@ def verify_database(
     reclassify: bool = True,
     public_ranges: Sequence[Network] = (),
     fingerprints: Any = None,
-) -> Report:
+) -> Verification:
     """Check the whole database (`results.verify.verify`) and log the check in the custody log.
 
     With `reclassify`, verdicts are judged again with these ranges and fingerprints: give the
@@ -103,7 +103,7 @@ def bundle_points(files: dict[str, bytes]
     return collected.points(verdicts), verdicts, collected.runs
 
 
-def check_events(files: dict[str, bytes], report: Report,
+def check_events(files: dict[str, bytes], report: Verification,
                  points: list[dict[str, Any]] | None = None) -> None:
     """The bundle's events, found again from its own records and verdicts (or from its
     `points`, when the caller has them already): each one it claims must follow, field for
@@ -143,7 +143,7 @@ def check_events(files: dict[str, bytes], report: Report,
 
 
 def check_bundle(path: str | Path, store: Store | None = None,
-                 max_unpacked: int = MAX_UNPACKED) -> Report:
+                 max_unpacked: int = MAX_UNPACKED) -> Verification:
     """Check a bundle without its database; with `store`, log the check in its custody log."""
     report = verify_bundle(path, derived=check_events, max_unpacked=max_unpacked)
     if store is not None:

@@ -186,7 +186,7 @@ def test_the_custody_log_is_a_chain(store: Store) -> None:
     assert [e["hashes"]["head"] for e in entries] == heads
     assert entries[0]["tool_version"] == custody.tool_version()
     custody.log(store, "analysis", {"runs": [1]}, {"chain_head": store.head()})
-    assert custody.check(store.db.conn) == []
+    assert custody.check_custody(store.db.conn) == []
     with pytest.raises(ValueError, match="custody action"):
         custody.log(store, "shred", {}, {})
     conn = store.db.conn
