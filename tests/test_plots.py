@@ -1,4 +1,4 @@
-"""Tests for analysis/plots.py: the images are valid, reproducible, and show the data.
+"""Tests for presentation/plots.py: the images are valid, reproducible, and show the data.
 
 The inputs are stand-ins with the fields of analysis.event_detection.Point / Event and
 analysis.outages.Bin (the plots read them through protocols, so any object with these attributes
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from presentation import plot_style
+from presentation import plot_style, plots
 from presentation.plot_style import (
     BOTTOM_IN,
     CRITICAL_COLOUR,
@@ -121,7 +121,16 @@ def svg_texts(path: Path) -> list[str]:
 
 
 def render(tmp_path: Path, name: str, points, events, **kwargs) -> Path:
-    return plot_timeline(points, events, tmp_path / name, **kwargs)
+    """The timeline in the format of `name`'s suffix, written there as the CLI writes it."""
+    out = tmp_path / name
+    out.write_bytes(plot_timeline(points, events, out.suffix[1:], **kwargs))
+    return out
+
+
+def reach(tmp_path: Path, name: str, bins, **kwargs) -> Path:
+    out = tmp_path / name
+    out.write_bytes(plot_reachability(bins, out.suffix[1:], **kwargs))
+    return out
 
 
 # --- validity and content ------------------------------------------------------------------------
@@ -304,10 +313,27 @@ def test_empty_data_and_open_ended_events_render(tmp_path):
     assert np.all(image == rgb(OUTAGE_COLOUR), axis=2).sum() > 1000
 
 
-def test_an_unknown_suffix_is_refused_before_drawing(tmp_path):
+def test_an_unknown_format_is_refused_before_drawing(monkeypatch):
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("drew a figure for a format it cannot write")
+
+    monkeypatch.setattr(plots, "new_figure", no_drawing)
     with pytest.raises(ValueError, match=r"\.png or \.svg"):
-        plot_timeline(points_for(urls(1), days=1), [], tmp_path / "t.pdf")
-    assert not (tmp_path / "t.pdf").exists()
+        plot_timeline(points_for(urls(1), days=1), [], "pdf")
+    with pytest.raises(ValueError, match=r"\.png or \.svg"):
+        plot_reachability([], "pdf")
+    with pytest.raises(ValueError, match=r"\.png or \.svg"):
+        plot_style.output_format(Path("t.pdf"))
+    assert plot_style.output_format(Path("T.SVG")) == "svg"
+
+
+def test_plots_are_returned_as_bytes_and_write_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    png = plot_timeline(points_for(urls(2), days=1), [])
+    svg = plot_reachability(_bins(critical_at=None), "svg")
+    assert png[:8] == PNG_SIGNATURE
+    assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_labels_are_short_and_keep_what_tells_targets_apart():
@@ -343,13 +369,13 @@ def _bins(critical_at: int | None) -> list[Bin]:
 
 
 def test_reachability_marks_a_critical_bin(tmp_path):
-    out = plot_reachability(_bins(critical_at=8), tmp_path / "r.png")
+    out = reach(tmp_path, "r.png", _bins(critical_at=8))
     assert out.read_bytes()[:8] == PNG_SIGNATURE
-    calm = plot_reachability(_bins(critical_at=None), tmp_path / "calm.png")
+    calm = reach(tmp_path, "calm.png", _bins(critical_at=None))
     red = rgb(CRITICAL_COLOUR)
     assert np.all(pixels(out) == red, axis=2).sum() > 20
     assert np.all(pixels(calm) == red, axis=2).sum() == 0
-    texts = svg_texts(plot_reachability(_bins(critical_at=8), tmp_path / "r.svg"))
+    texts = svg_texts(reach(tmp_path, "r.svg", _bins(critical_at=8)))
     assert {"critical bin", "warning bin", "AS12345", "AS64500"} <= set(texts)
     assert "baseline × 0.5 (critical)" in texts and "baseline × 0.8 (warning)" in texts
     assert any("2026-11-01 UTC" in t for t in texts)
@@ -357,15 +383,15 @@ def test_reachability_marks_a_critical_bin(tmp_path):
 
 def test_reachability_thresholds_follow_the_arguments(tmp_path):
     bins = _bins(critical_at=8)
-    a = plot_reachability(bins, tmp_path / "a.png")
-    b = plot_reachability(bins, tmp_path / "b.png", warning=0.9, critical=0.6)
+    a = reach(tmp_path, "a.png", bins)
+    b = reach(tmp_path, "b.png", bins, warning=0.9, critical=0.6)
     assert pixels(a).shape == pixels(b).shape
     assert np.any(pixels(a) != pixels(b))
-    assert plot_reachability(bins, tmp_path / "c.png").read_bytes() == a.read_bytes()
+    assert reach(tmp_path, "c.png", bins).read_bytes() == a.read_bytes()
     with pytest.raises(ValueError, match="critical"):
-        plot_reachability(bins, tmp_path / "d.png", warning=0.5, critical=0.8)
+        reach(tmp_path, "d.png", bins, warning=0.5, critical=0.8)
 
 
 def test_reachability_without_bins_renders(tmp_path):
-    assert "no data" in svg_texts(plot_reachability([], tmp_path / "r.svg"))
+    assert "no data" in svg_texts(reach(tmp_path, "r.svg", []))
 
