@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from core.verdicts import BLOCKED, DOWN, LOCAL_FAILURE, OK, UPSTREAM_UNREACHABLE
 
 if TYPE_CHECKING:
-    from analysis.event_detection import Point
+    from analysis.event_records import Point
 
 # What a run says about its network.
 GAP = "gap"  # local_failure: the probe's own link was down; no data, never an outage

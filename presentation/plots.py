@@ -10,7 +10,7 @@ Each returns the image as PNG or SVG bytes (`fmt`); the caller writes them where
 Pure functions of their inputs: no clock, no randomness, no file, identical data gives identical
 bytes (see `plot_style.save`). matplotlib is the optional `[plot]` extra: it is imported when a plot
 is drawn, never when this module is imported. The inputs are typed by the attributes read here
-(`PointLike` etc.), which `analysis.event_detection.Point`, `analysis.event_detection.Event` and
+(`PointLike` etc.), which `analysis.event_records.Point`, `analysis.event_records.Event` and
 `analysis.outages.Bin` provide.
 """
 
@@ -56,7 +56,7 @@ if TYPE_CHECKING:
 
 
 class PointLike(Protocol):
-    """What the timeline reads of one measurement (`analysis.event_detection.Point`)."""
+    """What the timeline reads of one measurement (`analysis.event_records.Point`)."""
 
     @property
     def target(self) -> str: ...
@@ -79,7 +79,7 @@ class PointLike(Protocol):
 
 
 class EventLike(Protocol):
-    """What the timeline reads of one event (`analysis.event_detection.Event`)."""
+    """What the timeline reads of one event (`analysis.event_records.Event`)."""
 
     @property
     def kind(self) -> str: ...

@@ -120,7 +120,7 @@ def numbered(sections: Sequence[Section]) -> tuple[Section, ...]:
 
 
 class EventLike(Protocol):
-    """What the report reads of an event (`analysis.event_detection.Event`)."""
+    """What the report reads of an event (`analysis.event_records.Event`)."""
 
     @property
     def id(self) -> Any: ...

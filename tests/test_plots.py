@@ -1,6 +1,6 @@
 """Tests for presentation/plots.py: the images are valid, reproducible, and show the data.
 
-The inputs are stand-ins with the fields of analysis.event_detection.Point / Event and
+The inputs are stand-ins with the fields of analysis.event_records.Point / Event and
 analysis.outages.Bin (the plots read them through protocols, so any object with these attributes
 will do). Pixels are read with Pillow, which matplotlib depends on.
 """
