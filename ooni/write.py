@@ -42,6 +42,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from core import failures
+from core.addresses import join_endpoint, norm_host
 from core.observations import (
     DNSQuery,
     DNSResponse,
@@ -162,9 +163,7 @@ def _probe(vantage: Mapping[str, Any]) -> dict[str, Any]:
 
 def endpoint(address: str, port: int) -> str:
     """"1.2.3.4:443", "[::1]:443"; "" without an address."""
-    if not address:
-        return ""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    return join_endpoint(address, port) if address else ""
 
 
 def maybe_binary(data: bytes) -> str | dict[str, str]:
@@ -316,8 +315,9 @@ def _request(hop: HTTPRequest, depth: int, ids: _Transactions) -> dict[str, Any]
 
 def control_keys(control: Measurement, hostname: str) -> dict[str, Any]:
     """The control in the web_connectivity test helper's format (ts-017, 0.5)."""
-    host = _comparable(hostname)
-    lookups = [q for q in control.of(DNSQuery) if _comparable(q.hostname) == host]
+    # The control's queries carry the punycode form of an IDN host; the URL may carry Unicode.
+    host = norm_host(hostname)
+    lookups = [q for q in control.of(DNSQuery) if norm_host(q.hostname) == host]
     tcp: dict[str, dict[str, Any]] = {}
     for c in control.of(TCPConnect):
         kept = tcp.get(endpoint(c.address, c.port))
@@ -333,16 +333,6 @@ def control_keys(control: Measurement, hostname: str) -> dict[str, Any]:
     hops = control.of(HTTPRequest)
     return {"dns": _control_dns(lookups) if lookups else None, "tcp_connect": tcp,
             "tls_handshake": tls, "http_request": _control_http(hops[-1]) if hops else None}
-
-
-def _comparable(name: str) -> str:
-    # The control's queries carry the punycode form of an IDN host; the URL may carry Unicode.
-    # (core.addresses.norm_host does the same, but results/ may not import analysis/.)
-    name = name.strip().rstrip(".").lower()
-    try:
-        return name if name.isascii() else name.encode("idna").decode("ascii")
-    except UnicodeError:
-        return name
 
 
 def _control_dns(lookups: list[DNSQuery]) -> dict[str, Any]:
