@@ -81,6 +81,16 @@ class OONIMeasurement:
     control: Measurement | None
     meta: dict[str, Any]
 
+    def vantage(self) -> dict[str, Any]:
+        """Where OONI's probe measured from, in the keys of a run's vantage (never its address)."""
+        return {"asn": self.meta.get("probe_asn"), "country": self.meta.get("probe_cc"),
+                "network_name": self.meta.get("probe_network_name")}
+
+    def test(self) -> dict[str, Any]:
+        """Which OONI test, in which version, made the measurement."""
+        return {"test_name": self.meta.get("test_name"),
+                "test_version": self.meta.get("test_version")}
+
 
 # --- the probe's observations ---------------------------------------------------------------
 

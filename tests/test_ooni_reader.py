@@ -209,6 +209,8 @@ def test_meta_keeps_ooni_verdict_and_drops_the_probe_ip():
         "report_id": "r1", "ooni_blocking": False, "ooni_accessible": True,
     }
     assert "203.0.113.9" not in repr(item)
+    assert item.vantage() == {"asn": "AS64496", "country": "ZZ", "network_name": "Test Net"}
+    assert item.test() == {"test_name": "web_connectivity", "test_version": "0.4.3"}
 
 
 def test_control_mapping():
