@@ -9,19 +9,19 @@
 Each returns the image as PNG or SVG bytes (`fmt`); the caller writes them where it wants.
 Pure functions of their inputs: no clock, no randomness, no file, identical data gives identical
 bytes (see `plot_style.save`). matplotlib is the optional `[plot]` extra: it is imported when a plot
-is drawn, never when this module is imported. The inputs are typed by the attributes read here
-(`PointLike` etc.), which `analysis.event_records.Point`, `analysis.event_records.Event` and
-`analysis.outages.Bin` provide.
+is drawn, never when this module is imported. The inputs are typed by the attributes read
+(`presentation.inputs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
 from core.times import parse_utc
+from presentation.inputs import BinLike, EventLike, PointLike
 from presentation.plot_style import (
     BLACK,
     CRITICAL_COLOUR,
@@ -53,67 +53,6 @@ from presentation.plot_style import (
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-
-class PointLike(Protocol):
-    """What the timeline reads of one measurement (`analysis.event_records.Point`)."""
-
-    @property
-    def target(self) -> str: ...
-    @property
-    def platform(self) -> str | None: ...
-    @property
-    def started(self) -> str: ...
-    @property
-    def verdict(self) -> str: ...
-    @property
-    def techniques(self) -> tuple[str, ...]: ...
-    @property
-    def confirmed(self) -> bool: ...
-    @property
-    def vantage(self) -> str: ...
-    @property
-    def asn(self) -> str | None: ...
-    @property
-    def country(self) -> str | None: ...
-
-
-class EventLike(Protocol):
-    """What the timeline reads of one event (`analysis.event_records.Event`)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def targets(self) -> tuple[str, ...]: ...
-    @property
-    def techniques(self) -> tuple[str, ...]: ...
-    @property
-    def asn(self) -> str | None: ...
-    @property
-    def country(self) -> str | None: ...
-    @property
-    def vantage_points(self) -> tuple[str, ...]: ...
-    @property
-    def start(self) -> str: ...
-    @property
-    def end(self) -> str | None: ...
-    @property
-    def first_clean(self) -> str | None: ...
-
-
-class BinLike(Protocol):
-    """What the reachability plot reads of one time bin (`analysis.outages.Bin`)."""
-
-    @property
-    def start(self) -> str: ...
-    @property
-    def network(self) -> str: ...
-    @property
-    def reachable_share(self) -> float: ...
-    @property
-    def baseline(self) -> float | None: ...
-    @property
-    def level(self) -> str: ...
 
 
 # A span as short as one measurement would be invisible: it is drawn at least this wide.

@@ -129,7 +129,7 @@ def _plot(rows: Sequence[Mapping[str, Any]], runs: Mapping[int, Mapping[str, Any
         events = [dataclasses.replace(e, asn=None, vantage_points=("withheld",))  # type: ignore[type-var]
                   for e in events if dataclasses.is_dataclass(e)]
     try:
-        return plot_timeline(points, events, "png"), None  # type: ignore[arg-type]
+        return plot_timeline(points, events, "png"), None
     except (ValueError, RuntimeError, OSError) as exc:
         return None, f"{type(exc).__name__}: {exc}"
 

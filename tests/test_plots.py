@@ -1,8 +1,9 @@
 """Tests for presentation/plots.py: the images are valid, reproducible, and show the data.
 
-The inputs are stand-ins with the fields of analysis.event_records.Point / Event and
-analysis.outages.Bin (the plots read them through protocols, so any object with these attributes
-will do). Pixels are read with Pillow, which matplotlib depends on.
+The inputs are the records the plots draw in the product: analysis.event_records.Point / Event
+and analysis.outages.Bin (the plots read them through presentation.inputs' protocols; the
+report's own TimelinePoint is drawn in tests/test_report.py). Pixels are read with Pillow, which
+matplotlib depends on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from analysis import event_records
+from analysis.outages import Bin
 from presentation import plot_style, plots
 from presentation.plot_style import (
     BOTTOM_IN,
@@ -41,51 +43,22 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Point:
-    measurement_id: int
-    run_id: int
-    target: str
-    platform: str | None
-    started: str
-    verdict: str
-    techniques: tuple[str, ...] = ()
-    outcomes: tuple[str, ...] = ()
-    confidence: float = 0.9
-    confirmed: bool = False
-    run_network: str = "ok"
-    vantage: str = "local"
-    asn: str | None = "12345"
-    country: str | None = None
+def Point(*args, **fields) -> event_records.Point:
+    """A real Point, with the defaults these tests draw: judged, in a working run, AS12345."""
+    defaults = {"confidence": 0.9, "run_network": "ok", "asn": "12345"}
+    return event_records.Point(*args, **{**defaults, **fields})
 
 
-@dataclass(frozen=True)
-class Event:
-    id: str
-    kind: str
-    targets: tuple[str, ...]
-    start: str
-    end: str | None
-    first_clean: str | None = None
-    techniques: tuple[str, ...] = ()
-    outcomes: tuple[str, ...] = ()
-    asn: str | None = "12345"
-    country: str | None = None
-    vantage_points: tuple[str, ...] = ("local",)
-    measurements: int = 1
-    measurement_ids: tuple[int, ...] = ()
-    confidence: float = 0.9
-    pattern: str = ""
-    window: str | None = None
-
-
-@dataclass(frozen=True)
-class Bin:
-    start: str
-    network: str
-    reachable_share: float
-    baseline: float | None
-    level: str
+def Event(id: str, kind: str, targets: tuple[str, ...], start: str, end: str | None,
+          first_clean: str | None = None, techniques: tuple[str, ...] = (),
+          **fields) -> event_records.Event:
+    """A real Event with only what a test is about given; the rest as one measurement shows."""
+    defaults = {"outcomes": (), "asn": "12345", "country": None, "vantage_points": ("local",),
+                "measurements": 1, "measurement_ids": (), "confidence": 0.9, "pattern": "",
+                "window": None}
+    return event_records.Event(id=id, kind=kind, targets=targets, techniques=techniques,
+                               start=start, end=end, first_clean=first_clean,
+                               **{**defaults, **fields})
 
 
 def iso(days: float) -> str:
