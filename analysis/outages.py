@@ -118,7 +118,7 @@ class Bin:
     """One time bin of one network: its reachable share, the baseline, and the alarm level."""
 
     start: str  # ISO 8601 UTC, the bin's first instant
-    network: str  # events.network_label: 'AS12345 (DE)', or 'vantage local'
+    network: str  # network_label: 'AS12345 (DE)', or 'vantage local'
     reachable_share: float  # 0..1
     baseline: float | None  # None: no earlier bin in the trailing window yet
     level: str  # normal | warning | critical

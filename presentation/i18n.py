@@ -2,7 +2,7 @@
 
 Every sentence of the report goes through a `Translator`: `tr._("text")` for one string,
 `tr.n_("one thing", "{n} things", n)` for a count. The catalogues live in `presentation/locale/`:
-`netvigil.pot` is the template (every msgid used by `analysis/report*.py`), and each language
+`netvigil.pot` is the template (every msgid used by `presentation/*.py`), and each language
 has `LANG/LC_MESSAGES/netvigil.po`. A translator adds a language by copying the template there
 and filling in the msgstr lines; no report code changes, and no compiler is needed: the .po text
 is turned into an in-memory .mo catalogue here, so the standard library's `gettext` does the
