@@ -23,8 +23,8 @@ measurement, with no connections, and an entry in `refused` that says why.
 
 Safety: the helper contacts only public addresses, so that nobody can use it to scan the network
 it runs on. Private, loopback, link-local, multicast, reserved and other special-purpose addresses
-(and IPv6 addresses that embed such an IPv4 address: mapped, 6to4, NAT64) are refused wherever they
-come from: the target URL's host, the probe's addresses, the helper's own resolution, a redirect.
+(and IPv6 forms that embed IPv4: see `services/address_rules.py`) are refused wherever they come
+from: the target URL's host, the probe's addresses, the helper's own resolution, a redirect.
 `allow_private` lifts the rule (test labs); `public_ranges` counts chosen ranges as public.
 """
 
@@ -44,14 +44,10 @@ from core.times import utc_now
 from probes.config import ProbeConfig
 from probes.dns_wire import parse_resolver
 from probes.measure import measure
+from services.address_rules import Network, is_public
 from targets.loaders import normalise
 
 VERSION = "1"
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-#: IPv6 prefixes whose last 32 bits are an IPv4 address that a connection really reaches.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NOT_PUBLIC = "private or special-purpose"
 _HOW_TO_ALLOW = (
     "this helper measures only public addresses (it was not started with --allow-private)"
@@ -98,29 +94,6 @@ class HelperConfig:
 
 
 # --- safety -------------------------------------------------------------------------------------
-
-
-def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address really leads to (mapped, 6to4, NAT64), if any."""
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return None
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def is_public(ip: IPAddress, public_ranges: Sequence[Network] = ()) -> bool:
-    """Globally routable unicast, or inside one of `public_ranges`."""
-    if any(ip in net for net in public_ranges):
-        return True
-    inner = _embedded_ipv4(ip)
-    if inner is not None and not is_public(inner, public_ranges):
-        return False
-    return ip.is_global and not ip.is_multicast
 
 
 def address_allowed(address: str, config: HelperConfig) -> bool:
