@@ -67,12 +67,15 @@ class HelperConfig:
     max_addresses: int = 16  # probe addresses per target; extra ones are ignored
     max_concurrent_requests: int = 4  # requests being measured at once (503 beyond)
     max_connections: int = 32  # open client connections (503 beyond): idle ones cost a thread
+    max_connections_per_address: int = 8  # from one IPv4 address or IPv6 /64 (503 beyond)
     concurrency: int = 16  # targets measured at once within one request
     per_target_timeout: float = 60.0
     # The whole batch; targets still running then are cut off. Keep it below the client's read
     # timeout (probes/control.py waits 120 s by default), or the client gives up first.
     request_timeout: float = 100.0
     io_timeout: float = 10.0  # each socket read/write with a client (a stalled client is dropped)
+    head_deadline: float = 10.0  # the whole request head, from the connection (a trickle is cut)
+    body_deadline: float = 30.0  # the whole body, after the head (408 beyond)
     verbose: bool = False  # log the target URLs of each request (off: they can be sensitive)
     probe: ProbeConfig = field(
         default_factory=lambda: ProbeConfig(resolvers=(), body_cap=256 * 1024)
@@ -82,7 +85,8 @@ class HelperConfig:
         if self.resolver is not None:
             parse_resolver(self.resolver)  # raises ValueError: a bad resolver fails at start
         for name in ("max_body", "max_targets", "max_concurrent_requests", "max_connections",
-                     "concurrency", "per_target_timeout", "request_timeout", "io_timeout"):
+                     "max_connections_per_address", "concurrency", "per_target_timeout",
+                     "request_timeout", "io_timeout", "head_deadline", "body_deadline"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"HelperConfig.{name} must be positive")
 
