@@ -1,5 +1,5 @@
 """Bounded JSON-over-HTTP/1.1 servers on the standard library: what the test helper
-(`services.helper_server`) and the collector (`services.collector`) share.
+(`services.helper_server`) and the collector (`services.collector_server`) share.
 
 Bounded everywhere: open connections (`max_connections`, 503 beyond, answered from the accepting
 thread), each socket read or write (`io_timeout`), request bodies (the caller's limit, 413), and
