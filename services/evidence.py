@@ -169,8 +169,4 @@ def rotate_key(store: Store) -> dict[str, str | None]:
 
 def custody_log(store: Store) -> list[dict[str, Any]]:
     """The custody log, oldest first, with details and hashes as dicts."""
-    entries = custody.entries(store.db.conn)
-    for entry in entries:
-        for name in ("details", "hashes"):
-            entry[name] = json.loads(entry[name])
-    return entries
+    return custody.read(store)
