@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
+from core.errors import ConfigError
 from core.times import format_utc
 from results import signing
 from results.bundle_verify import CLOCK, RECORD, SIGNATURE, TIMESTAMP
@@ -32,7 +33,7 @@ def select_runs(
 ) -> list[int] | None:
     """The runs named, those holding the named measurements, and those started in
     [since, until); None (every run) without a selection. KeyError for an unknown run or
-    measurement, ValueError when nothing matches."""
+    measurement, ConfigError when nothing matches."""
     if run_ids is None and measurement_ids is None and since is None and until is None:
         return None
     known = {row[0] for row in conn.execute("SELECT id FROM runs")}
@@ -49,7 +50,7 @@ def select_runs(
         chosen.update(r[0] for r in conn.execute(
             "SELECT id FROM runs WHERE started >= ? AND started < ?", (low, high)))
     if not chosen:
-        raise ValueError("no run matches the selection")
+        raise ConfigError("no run matches the selection")
     return sorted(chosen)
 
 
@@ -68,7 +69,7 @@ def record_slice(conn: sqlite3.Connection, runs: list[int] | None) -> tuple[int,
             f"SELECT MIN(id), MAX(id) FROM records WHERE run_id IN ({marks})", runs
         ).fetchone()
     if first is None:
-        raise ValueError("nothing to export: the selection has no records")
+        raise ConfigError("nothing to export: the selection has no records")
     return first, last
 
 

@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from core.errors import RecordError
 from core.times import utc_now
 from results.canonical import GENESIS, canonical_json, chain_hash
 
@@ -68,7 +69,7 @@ def append(
 ) -> int:
     """Append one entry inside the caller's write transaction; returns its id."""
     if action not in ACTIONS:
-        raise ValueError(f"custody action must be one of {ACTIONS}, not {action!r}")
+        raise RecordError(f"custody action must be one of {ACTIONS}, not {action!r}")
     details = dict(details or {})
     hashes = {str(k): str(v) for k, v in (hashes or {}).items()}
     time, version = utc_now(), tool_version()

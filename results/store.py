@@ -42,7 +42,7 @@ from typing import Any
 
 import sqlite_utils
 
-from core.errors import IntegrityError
+from core.errors import IntegrityError, RecordError
 from core.observations import Measurement
 from core.times import utc_now
 from results import custody, signing
@@ -196,9 +196,9 @@ class Store(StoreQueries):
     ) -> None:
         """Close a run with its network verdict and summary; appends the run_end record."""
         if network not in NETWORK_STATES:
-            raise ValueError(f"network must be one of {NETWORK_STATES}, not {network!r}")
+            raise RecordError(f"network must be one of {NETWORK_STATES}, not {network!r}")
         if status not in END_STATUSES:
-            raise ValueError(f"status must be one of {END_STATUSES}, not {status!r}")
+            raise RecordError(f"status must be one of {END_STATUSES}, not {status!r}")
         finished = utc_now()
         signer = self._signer()  # file I/O: before the write lock is taken
         with self._write() as conn:
@@ -206,7 +206,7 @@ class Store(StoreQueries):
             if row is None:
                 raise KeyError(f"run {run_id} not found")
             if row[0] != "running":
-                raise ValueError(f"run {run_id} is already {row[0]}")
+                raise RecordError(f"run {run_id} is already {row[0]}")
             conn.execute(
                 "UPDATE runs SET finished = ?, network = ?, summary = ?, status = ? WHERE id = ?",
                 (finished, network, _json(summary), status, run_id),
@@ -227,14 +227,14 @@ class Store(StoreQueries):
         _check_vantage(state, "clock")  # e.g. an NTP server's address could point at the probe
         source = state.get("source")
         if not isinstance(source, str) or not source:
-            raise ValueError("a clock state needs a 'source'")
+            raise RecordError("a clock state needs a 'source'")
         state = {**state, "checked": state.get("checked") or utc_now()}
         offset, synced = state.get("offset_s"), state.get("synchronised")
         with self._write() as conn:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or row[0] != "running":
                 # After run_end the run's signed head would no longer be its last record.
-                raise ValueError(f"run {run_id} is not running")
+                raise RecordError(f"run {run_id} is not running")
             record_id = self._append(conn, "clock", run_id, {"clock": state})
             return _insert(conn, "clock", {
                 "run_id": run_id, "record_id": record_id, "source": source,
@@ -330,7 +330,7 @@ def _check_vantage(vantage: Any, where: str = "vantage") -> None:
     if isinstance(vantage, Mapping):
         for key, value in vantage.items():
             if str(key).lower() in _ADDRESS_KEYS:
-                raise ValueError(f"{where}.{key}: netvigil never stores the probe's address")
+                raise RecordError(f"{where}.{key}: netvigil never stores the probe's address")
             _check_vantage(value, f"{where}.{key}")
     elif isinstance(vantage, list | tuple):
         for i, value in enumerate(vantage):
@@ -341,4 +341,4 @@ def _check_vantage(vantage: Any, where: str = "vantage") -> None:
         except ValueError:
             return
         if address.is_global:
-            raise ValueError(f"{where}: looks like a public IP address; it is never stored")
+            raise RecordError(f"{where}: looks like a public IP address; it is never stored")

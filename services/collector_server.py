@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import BundleRejected, RequestError
+from core.errors import BundleRejected, ConfigError, RequestError
 from services.collector_intake import Collection
 from services.http_base import RETRY_AFTER, BoundedServer, JSONHandler
 from services.http_base import serve as serve_http
@@ -53,7 +53,7 @@ class CollectorConfig:
         for name in ("max_body", "max_unpacked", "max_concurrent_requests", "max_connections",
                      "io_timeout"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)!r}", name)
 
 
 class _Handler(JSONHandler):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from analysis.event_detection import DEFAULT_POLICY, KINDS, Event, EventPolicy, Point, detect_events
 from analysis.outages import Bin, reachability
+from core.errors import ConfigError
 from results.store import Store
 from results.timeline import verdict_points
 
@@ -38,7 +39,7 @@ def events(
     `since` starts, as far as this window can tell, at its first measurement inside it.
     """
     if kind is not None and kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        raise ConfigError(f"kind must be one of {KINDS}, not {kind!r}", "--kind")
     found = [e for e in detect_events(points(store, since, until), policy)
              if kind is None or e.kind == kind]
     if target is None:

@@ -115,11 +115,13 @@ def check_events(files: dict[str, bytes], report: Verification,
         return
     try:
         claimed = json.loads(data)
-        if not isinstance(claimed, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("id"), str) for e in claimed):
-            raise ValueError("not a list of events with ids")
     except ValueError as exc:
         report.problems.append(Problem("file", f"unreadable events ({exc})", EVENTS_FILE))
+        return
+    if not isinstance(claimed, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("id"), str) for e in claimed):
+        report.problems.append(Problem("file", "unreadable events (not a list of events with "
+                                       "ids)", EVENTS_FILE))
         return
     if points is None:
         points = bundle_points(files)[0]

@@ -38,6 +38,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from core.errors import ConfigError
 from core.observations import Measurement
 from core.target import Target
 from core.times import format_utc
@@ -86,7 +87,7 @@ def parse_duration(text: str) -> float:
     spec = text.strip().lower()
     match = _DURATION.fullmatch(spec)
     if not spec or match is None:
-        raise ValueError(
+        raise ConfigError(
             f"invalid duration {text!r}: write a number with a unit (s, m, h, d), "
             "e.g. 90s, 15m, 1h30m"
         )
@@ -118,11 +119,11 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.every) and self.every > 0):
-            raise ValueError("the interval must be a positive duration")
+            raise ConfigError("the interval must be a positive duration")
         if not (math.isfinite(self.jitter) and self.jitter >= 0):
-            raise ValueError("the jitter must be zero or a positive duration")
+            raise ConfigError("the jitter must be zero or a positive duration")
         if self.max_runs is not None and self.max_runs < 1:
-            raise ValueError("max runs must be at least 1")
+            raise ConfigError("max runs must be at least 1")
 
     def wait(self, elapsed: float, rng: random.Random) -> float:
         """Seconds to wait after a run that took `elapsed`: never negative (a run longer than
