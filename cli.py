@@ -726,30 +726,32 @@ def _print_events(found: Sequence[Any], as_json: bool) -> int:
 
 
 def _draw(out: Path | None, draw: Any) -> int:
-    """Write a chart to `out` with `draw(presentation.plots)`, turning a missing matplotlib or a bad
-    value into a one-line error."""
+    """Write to `out` the chart `draw(presentation.plots, fmt)` returns, turning a missing
+    matplotlib or a bad value into a one-line error."""
     if out is None or out.suffix.lower() not in (".png", ".svg"):
         raise ConfigError(f"--out {out or ''}: use a .png or .svg file name")
     try:
         from presentation import plots
+        from presentation.plot_style import output_format
 
-        written = draw(plots)
+        image = draw(plots, output_format(out))
     except ImportError:
         raise ConfigError("plots need matplotlib: pip install 'netvigil[plot]'") from None
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    err.print(f"wrote {written}")
+    out.write_bytes(image)
+    err.print(f"wrote {out}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     with Store(args.db) as store:
         if args.kind == "timeline":
-            return _draw(args.out, lambda plots: plots.plot_timeline(
+            return _draw(args.out, lambda plots, fmt: plots.plot_timeline(
                 event_points(store, args.since, args.until, args.target),
-                find_events(store, args.since, args.until, args.target), args.out, args.title))
-        return _draw(args.out, lambda plots: plots.plot_reachability(
-            reachability_bins(store, args.since, args.until), args.out))
+                find_events(store, args.since, args.until, args.target), fmt, args.title))
+        return _draw(args.out, lambda plots, fmt: plots.plot_reachability(
+            reachability_bins(store, args.since, args.until), fmt))
 
 
 def _print_report(report: Any, as_json: bool, what: str) -> int:
@@ -958,12 +960,12 @@ def cmd_submit(args: argparse.Namespace) -> int:
 
 def _plot_collection(collection: Any, args: argparse.Namespace) -> int:
     if args.chart == "timeline":
-        return _draw(args.out, lambda plots: plots.plot_timeline(
+        return _draw(args.out, lambda plots, fmt: plots.plot_timeline(
             collection.points(args.since, args.until),
-            collection.events(None, args.since, args.until), args.out,
+            collection.events(None, args.since, args.until), fmt,
             "netvigil collection: measurements and events"))
-    return _draw(args.out, lambda plots: plots.plot_reachability(
-        collection.reachability(args.since, args.until), args.out))
+    return _draw(args.out, lambda plots, fmt: plots.plot_reachability(
+        collection.reachability(args.since, args.until), fmt))
 
 
 def cmd_collector(args: argparse.Namespace) -> int:

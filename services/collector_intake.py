@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from analysis.event_detection import DEFAULT_POLICY, Event, EventPolicy, Point, detect_events
+from analysis.event_detection import detect_events
+from analysis.event_records import DEFAULT_POLICY, Event, EventPolicy, Point
 from analysis.outages import Bin, reachability
 from core.errors import BundleRejected
 from results.bundle_verify import verify_bundle
