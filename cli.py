@@ -969,8 +969,8 @@ def _plot_collection(collection: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_collector(args: argparse.Namespace) -> int:
-    from services.collection import Collection
-    from services.collector import CollectorConfig, serve
+    from services.collector_intake import Collection
+    from services.collector_server import CollectorConfig, serve
 
     if args.action == "serve":
         env_token = os.environ.get("NETVIGIL_COLLECTOR_TOKEN")
