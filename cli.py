@@ -415,7 +415,7 @@ def cmd_run(args: argparse.Namespace, s: Settings, out: Output) -> int:
 def cmd_monitor(args: argparse.Namespace, s: Settings, out: Output) -> int:
     from services import actions_run
 
-    actions_run.watch(s, out.ask)
+    actions_run.watch(s, out.ask, out.log)
     return 0
 
 
@@ -642,8 +642,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetvigilError as exc:
         out.error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
-        out.error("interrupted (a run keeps every finished measurement)")
+    except KeyboardInterrupt:  # Ctrl-C: a run is marked interrupted, its measurements kept
+        out.message("interrupted: every finished measurement is stored")
         return 130
     except BrokenPipeError:  # `netvigil ... | head` is fine
         out.silence()

@@ -86,6 +86,11 @@ class Output:
         """A notice for people ("wrote case.zip"), on stderr."""
         self._console(True).print(text, markup=False)
 
+    def log(self, line: str) -> None:
+        """A line of a long-running command's log (monitor), on stderr at once: journald keeps
+        it, and a crash must not lose it in a buffer."""
+        print(line, file=sys.stderr, flush=True)
+
     def warning(self, text: str | None) -> None:
         """A warning on stderr, when there is one."""
         if text:

@@ -16,9 +16,6 @@ from core.target import Platform
 from results.store import Store
 from services.settings import Settings
 
-#: `export --format` names, and the writer of each text format.
-EXPORT_FORMATS = ("jsonl", "csv", "ooni", "parquet")
-
 
 def platforms() -> list[Platform]:
     """The bundled catalogue."""
