@@ -1,9 +1,9 @@
-"""Known blockpages and censors' DNS answers: OONI's blocking-fingerprints, loaded and matched.
+"""Known blockpages and censors' DNS answers: OONI's blocking-fingerprints, matched.
 
-The files are the CSVs of ooni/blocking-fingerprints (`fingerprints_http.csv`,
-`fingerprints_dns.csv`), columns `name, scope, other_names, location_found, pattern_type,
-pattern, confidence_no_fp, expected_countries, ...`. `load_fingerprints` is the one place in
-`analysis/` that reads a file; the product never bundles the lists, the user names them.
+The lists are the CSVs of ooni/blocking-fingerprints (`fingerprints_http.csv`,
+`fingerprints_dns.csv`). `ooni.fingerprints.load_fingerprints` reads them into the records
+here; this module only matches (no file is read in `analysis/`). The product never bundles the
+lists, the user names them.
 
 What a match means depends on the scope:
 

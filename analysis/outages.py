@@ -21,10 +21,12 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
+from core.errors import ConfigError
+from core.times import SECONDS_FORMAT, format_utc
 from core.verdicts import BLOCKED, DOWN, LOCAL_FAILURE, OK, UPSTREAM_UNREACHABLE
 
 if TYPE_CHECKING:
-    from analysis.event_detection import Point
+    from analysis.event_records import Point
 
 # What a run says about its network.
 GAP = "gap"  # local_failure: the probe's own link was down; no data, never an outage
@@ -116,7 +118,7 @@ class Bin:
     """One time bin of one network: its reachable share, the baseline, and the alarm level."""
 
     start: str  # ISO 8601 UTC, the bin's first instant
-    network: str  # events.network_label: 'AS12345 (DE)', or 'vantage local'
+    network: str  # network_label: 'AS12345 (DE)', or 'vantage local'
     reachable_share: float  # 0..1
     baseline: float | None  # None: no earlier bin in the trailing window yet
     level: str  # normal | warning | critical
@@ -152,10 +154,10 @@ def reachability(
     warns and a deeper one (-> 0.2) is critical, sudden or gradual.
     """
     if bin_minutes <= 0 or window_bins <= 0:
-        raise ValueError("bin_minutes and window_bins must be positive")
+        raise ConfigError("bin_minutes and window_bins must be positive")
     if not 0.0 < critical <= warning <= 1.0:
-        raise ValueError(f"thresholds must satisfy 0 < critical <= warning <= 1, got "
-                         f"critical={critical}, warning={warning}")
+        raise ConfigError(f"thresholds must satisfy 0 < critical <= warning <= 1, got "
+                          f"critical={critical}, warning={warning}")
     width = timedelta(minutes=bin_minutes)
     cells: dict[str, dict[datetime, dict[str, list[float]]]] = defaultdict(
         lambda: defaultdict(lambda: defaultdict(list)))
@@ -211,6 +213,6 @@ def _flag(
         elif baseline is not None and share < warning * baseline:
             level = WARNING
         recent.append((start, share, level))
-        found.append(Bin(start.strftime("%Y-%m-%dT%H:%M:%SZ"), network, round(share, 4),
+        found.append(Bin(format_utc(start, SECONDS_FORMAT), network, round(share, 4),
                          None if baseline is None else round(baseline, 4), level))
     return found

@@ -22,7 +22,7 @@ from __future__ import annotations
 from analysis.findings import EXACT, HOST, PROOF, Finding, timed
 from analysis.views import ControlView, ProbeView
 from core import failures
-from core.addresses import norm_host
+from core.addresses import join_endpoint, norm_host
 from core.observations import TLSHandshake
 
 _TCP = {
@@ -37,10 +37,6 @@ _TLS = {
 }
 
 
-def _where(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
 def analyse_tcp(pv: ProbeView, cv: ControlView, tampered: dict[str, str]) -> list[Finding]:
     """TCP findings (see the module docstring)."""
     found: list[Finding] = []
@@ -50,7 +46,7 @@ def analyse_tcp(pv: ProbeView, cv: ControlView, tampered: dict[str, str]) -> lis
         if kind is None or c.address in tampered or (c.address, c.port) in seen:
             continue
         seen.add((c.address, c.port))
-        where = _where(c.address, c.port)
+        where = join_endpoint(c.address, c.port)
         control = cv.tcp.get((c.address, c.port), "missing")
         if control is None:
             found.append(Finding(f"tcp.{kind}", timed(EXACT, kind),
@@ -81,7 +77,7 @@ def analyse_tls(pv: ProbeView, cv: ControlView | None, tampered: dict[str, str])
     for h in pv.tls:
         if h.failure is None or h.address in tampered:
             continue
-        where = _where(h.address, h.port) if h.address else f"port {h.port}"
+        where = join_endpoint(h.address, h.port) if h.address else f"port {h.port}"
         host = norm_host(h.sni)
         kind = _TLS.get(h.failure)
         if kind is not None and h.address and pv.harmless_completed(h.address, h.port):

@@ -77,6 +77,11 @@ def split_endpoint(text: str) -> tuple[str, int] | None:
     return host, number
 
 
+def join_endpoint(address: str, port: int) -> str:
+    """"1.2.3.4:443", "[::1]:443": the inverse of `split_endpoint` (IPv6 told by its colon)."""
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 @lru_cache(maxsize=16384)
 def norm_host(name: str) -> str:
     """A host name in one comparable form: lower case, no trailing dot, IDNA (punycode).

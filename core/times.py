@@ -16,7 +16,9 @@ from core.errors import TimeFormatError
 STORE_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 #: Whole seconds, for bins and labels where microseconds are noise.
 SECONDS_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
-MINUTE_FORMAT = "%Y-%m-%d %H:%M UTC"
+#: A minute of a wall clock, for people; the zone is named beside it.
+WALL_MINUTE_FORMAT = "%Y-%m-%d %H:%M"
+MINUTE_FORMAT = f"{WALL_MINUTE_FORMAT} UTC"
 
 
 class Clock:

@@ -23,7 +23,7 @@ from core.observations import (
     TLSHandshake,
 )
 from core.target import Target
-from ooni.fields import RCODES, endpoint, failure, headers, mapping, number
+from ooni.fields import GOODPUT_KEY, RCODES, endpoint, failure, headers, mapping, number
 
 
 def control_measurement(tk: dict[str, Any], target: Target, started: str) -> Measurement | None:
@@ -78,7 +78,7 @@ def _control_http(http: dict[str, Any], target: Target) -> HTTPRequest:
         fail = f"{failures.UNKNOWN}: no response"
     length = http.get("body_length")
     title = http.get("title")
-    goodput = http.get("x_netvigil_goodput")
+    goodput = http.get(GOODPUT_KEY)
     return HTTPRequest(
         t0=0.0, t=0.0, url=target.url, address="", port=0, failure=fail,
         status=code if ok else None, headers=headers({"headers": http.get("headers")}),

@@ -4,7 +4,9 @@ ooni/spec `data-formats`: failures (df-007, with the legacy strings of ooniprobe
 Measurement Kit mapped onto our vocabulary), MaybeBinaryData (a string, or
 `{"format": "base64", "data": ...}`), headers (`headers_list` pairs or the legacy `headers`
 map, values possibly binary or lists), endpoints (`"1.2.3.4:443"`, `"[::1]:443"`), and
-`measurement_start_time` (`"2024-02-12 20:33:47"`, UTC).
+`measurement_start_time` (`"2024-02-12 20:33:47"`, UTC: read by `iso_utc`, written by
+`ooni_time`), and the `x_netvigil_*` keys in which our own exports carry what OONI's format has
+no field for (read by `ooni.read`, written by `ooni.write`).
 
 Every decoder raises OONIFormatError (a ValueError with a one-line message) on a value of the
 wrong shape, never TypeError or KeyError: the reader turns it into a per-item error.
@@ -14,12 +16,24 @@ from __future__ import annotations
 
 import base64
 import binascii
-from datetime import UTC, datetime
+import re
 from typing import Any
 
 from core import failures
 from core.addresses import split_endpoint
-from core.errors import OONIFormatError
+from core.errors import OONIFormatError, TimeFormatError
+from core.times import STORE_FORMAT, format_utc, parse_utc
+
+#: How OONI writes a time: UTC, whole seconds, a space between date and time.
+OONI_TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
+#: What the reader accepts of it: OONI's form, with a `T`, fractions of a second or a `Z`.
+_OONI_TIME = re.compile(r"\d{4}-\d\d-\d\d[ T]\d\d:\d\d:\d\d(\.\d{1,6})?Z?")
+
+#: Our own keys in OONI's format, for what it has no field for.
+PURPOSE_KEY = "x_netvigil_purpose"  # a handshake's purpose (harmless_sni)
+GOODPUT_KEY = "x_netvigil_goodput"
+BODY_LENGTH_KEY = "x_netvigil_body_length"  # the full length of a capped body
+VERDICT_KEY = "x_netvigil_verdict"
 
 #: DNS response codes behind the DNS failures that are answers (not timeouts).
 RCODES = {
@@ -140,17 +154,21 @@ def number(value: Any, default: float = 0.0) -> float:
 
 
 def iso_utc(value: Any) -> str:
-    """`measurement_start_time` ("2024-02-12 20:33:47", UTC) as ISO 8601 with a `Z`."""
+    """`measurement_start_time` ("2024-02-12 20:33:47", UTC) in the store's format."""
     if not isinstance(value, str) or not value:
         raise OONIFormatError("measurement_start_time is missing")
-    raw = value.strip().replace("T", " ").removesuffix("Z")
-    for pattern in ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d %H:%M:%S.%f"):
+    raw = value.strip()
+    if _OONI_TIME.fullmatch(raw):  # no offset and no bare date: OONI's times are UTC
         try:
-            moment = datetime.strptime(raw, pattern).replace(tzinfo=UTC)
-        except ValueError:
-            continue
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            return format_utc(parse_utc(raw), STORE_FORMAT)
+        except TimeFormatError:
+            pass  # the right shape, but no such day or hour
     raise OONIFormatError(f"measurement_start_time {value[:40]!r} is not a UTC time")
+
+
+def ooni_time(iso: str) -> str:
+    """"2024-02-12 20:33:47" (UTC, whole seconds, as OONI writes times) from ISO 8601."""
+    return format_utc(parse_utc(iso), OONI_TIME_FORMAT)
 
 
 def items(value: Any, what: str) -> list[dict[str, Any]]:

@@ -48,7 +48,20 @@ from core.observations import (
 )
 from core.target import Target
 from ooni.control import control_measurement
-from ooni.fields import RCODES, binary, endpoint, failure, headers, iso_utc, items, mapping, number
+from ooni.fields import (
+    BODY_LENGTH_KEY,
+    GOODPUT_KEY,
+    PURPOSE_KEY,
+    RCODES,
+    binary,
+    endpoint,
+    failure,
+    headers,
+    iso_utc,
+    items,
+    mapping,
+    number,
+)
 
 __all__ = ["OONIFormatError", "OONIMeasurement", "parse_ooni", "read_ooni_file"]
 
@@ -67,6 +80,16 @@ class OONIMeasurement:
     measurement: Measurement
     control: Measurement | None
     meta: dict[str, Any]
+
+    def vantage(self) -> dict[str, Any]:
+        """Where OONI's probe measured from, in the keys of a run's vantage (never its address)."""
+        return {"asn": self.meta.get("probe_asn"), "country": self.meta.get("probe_cc"),
+                "network_name": self.meta.get("probe_network_name")}
+
+    def test(self) -> dict[str, Any]:
+        """Which OONI test, in which version, made the measurement."""
+        return {"test_name": self.meta.get("test_name"),
+                "test_version": self.meta.get("test_version")}
 
 
 # --- the probe's observations ---------------------------------------------------------------
@@ -167,7 +190,7 @@ def _tls(tk: dict[str, Any]) -> list[TLSHandshake]:
             alpn=h.get("negotiated_protocol") or None,
             peer_certificates=tuple(binary(c) for c in certs),
             cert_verified=fail is None and not h.get("no_tls_verify"),
-            purpose=str(h.get("x_netvigil_purpose") or "target"),  # netvigil's own exports
+            purpose=str(h.get(PURPOSE_KEY) or "target"),  # netvigil's own exports
         ))
     return out
 
@@ -215,8 +238,8 @@ def _request(r: dict[str, Any], scrub_ip: str | None) -> HTTPRequest:
         location = urljoin(url, raw_location.strip())
     t = number(r.get("t"))
     # netvigil's own exports carry what OONI's format has no field for (analysis.throttle).
-    counted = r.get("x_netvigil_body_length")
-    goodput = r.get("x_netvigil_goodput")
+    counted = r.get(BODY_LENGTH_KEY)
+    goodput = r.get(GOODPUT_KEY)
     return HTTPRequest(
         t0=number(r.get("t0"), t), t=t, url=url, address=address, port=port,
         failure=failure(r.get("failure")), method=str(request.get("method") or "GET"),

@@ -21,7 +21,7 @@ OONI's tools choose how to read a measurement by that version (before 0.5, every
     control       -> test_keys.control in the test helper's format: `dns` (the target's name),
                      `tcp_connect`, `tls_handshake` (0.5), `http_request` (the final hop)
     verdict       -> `x_netvigil_verdict`, and OONI's own `blocking` / `accessible` /
-                     `x_blocking_flags` derived from it
+                     `x_blocking_flags` derived from it (`ooni.write_verdict`)
 
 What OONI's format has no field for travels in `x_netvigil_*` keys (goodput, the full body length
 of a capped body, a handshake's purpose), so `ooni.read` reads back what the analysis needs.
@@ -38,10 +38,10 @@ import functools
 import importlib.metadata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from core import failures
+from core.addresses import join_endpoint, norm_host
 from core.observations import (
     DNSQuery,
     DNSResponse,
@@ -50,6 +50,8 @@ from core.observations import (
     TCPConnect,
     TLSHandshake,
 )
+from ooni.fields import BODY_LENGTH_KEY, GOODPUT_KEY, PURPOSE_KEY, ooni_time
+from ooni.write_verdict import verdict_keys
 
 TEST_NAME = "web_connectivity"
 TEST_VERSION = "0.5.28"
@@ -60,15 +62,6 @@ UNKNOWN_ASN = "AS0"
 UNKNOWN_CC = "ZZ"
 NO_CONTROL = f"{failures.UNKNOWN}: no control measurement"
 
-PURPOSE_KEY = "x_netvigil_purpose"
-GOODPUT_KEY = "x_netvigil_goodput"
-BODY_LENGTH_KEY = "x_netvigil_body_length"
-VERDICT_KEY = "x_netvigil_verdict"
-
-#: ts-017 0.5 `x_blocking_flags` bits (probe-cli webconnectivitylte).
-FLAG_DNS, FLAG_TCP_IP, FLAG_TLS, FLAG_HTTP_FAILURE, FLAG_HTTP_DIFF, FLAG_SUCCESS = (
-    1, 2, 4, 8, 16, 32)
-_VERDICT_FIELDS = ("verdict", "techniques", "outcomes", "confidence", "confirmed", "reason")
 
 
 @functools.cache
@@ -138,14 +131,6 @@ def to_ooni(
 # --- base fields ----------------------------------------------------------------------------
 
 
-def ooni_time(iso: str) -> str:
-    """"2024-02-12 20:33:47" (UTC, whole seconds, as OONI writes times) from ISO 8601."""
-    moment = datetime.fromisoformat(iso.strip())
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC)
-    return moment.strftime("%Y-%m-%d %H:%M:%S")
-
-
 def _probe(vantage: Mapping[str, Any]) -> dict[str, Any]:
     """probe_asn, probe_cc, probe_network_name from the vantage (OONI's unknowns otherwise),
     and probe_ip: always the placeholder, never the probe's address."""
@@ -162,9 +147,7 @@ def _probe(vantage: Mapping[str, Any]) -> dict[str, Any]:
 
 def endpoint(address: str, port: int) -> str:
     """"1.2.3.4:443", "[::1]:443"; "" without an address."""
-    if not address:
-        return ""
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+    return join_endpoint(address, port) if address else ""
 
 
 def maybe_binary(data: bytes) -> str | dict[str, str]:
@@ -316,8 +299,9 @@ def _request(hop: HTTPRequest, depth: int, ids: _Transactions) -> dict[str, Any]
 
 def control_keys(control: Measurement, hostname: str) -> dict[str, Any]:
     """The control in the web_connectivity test helper's format (ts-017, 0.5)."""
-    host = _comparable(hostname)
-    lookups = [q for q in control.of(DNSQuery) if _comparable(q.hostname) == host]
+    # The control's queries carry the punycode form of an IDN host; the URL may carry Unicode.
+    host = norm_host(hostname)
+    lookups = [q for q in control.of(DNSQuery) if norm_host(q.hostname) == host]
     tcp: dict[str, dict[str, Any]] = {}
     for c in control.of(TCPConnect):
         kept = tcp.get(endpoint(c.address, c.port))
@@ -333,16 +317,6 @@ def control_keys(control: Measurement, hostname: str) -> dict[str, Any]:
     hops = control.of(HTTPRequest)
     return {"dns": _control_dns(lookups) if lookups else None, "tcp_connect": tcp,
             "tls_handshake": tls, "http_request": _control_http(hops[-1]) if hops else None}
-
-
-def _comparable(name: str) -> str:
-    # The control's queries carry the punycode form of an IDN host; the URL may carry Unicode.
-    # (core.addresses.norm_host does the same, but results/ may not import analysis/.)
-    name = name.strip().rstrip(".").lower()
-    try:
-        return name if name.isascii() else name.encode("idna").decode("ascii")
-    except UnicodeError:
-        return name
 
 
 def _control_dns(lookups: list[DNSQuery]) -> dict[str, Any]:
@@ -363,54 +337,3 @@ def _control_http(hop: HTTPRequest) -> dict[str, Any]:
         "headers": headers_map(hop.headers), "status_code": hop.status if answered else -1,
         "title": hop.title or "", GOODPUT_KEY: hop.goodput,
     }
-
-
-# --- the verdict ----------------------------------------------------------------------------
-
-
-def verdict_keys(verdict: Mapping[str, Any] | None) -> dict[str, Any]:
-    """x_netvigil_verdict and OONI's blocking / accessible / x_blocking_flags / dns_consistency
-    derived from our verdict (all null when the measurement was not judged)."""
-    if not verdict or verdict.get("verdict") is None:
-        return {VERDICT_KEY: None, "blocking": None, "accessible": None, "x_blocking_flags": 0,
-                "dns_consistency": None}
-    kind = verdict["verdict"]
-    techniques = list(verdict.get("techniques") or ())
-    outcomes = list(verdict.get("outcomes") or ())
-    ours = {name: verdict.get(name) for name in _VERDICT_FIELDS}
-    ours.update(techniques=techniques, outcomes=outcomes)
-    flags = _flags(techniques, outcomes) if kind == "blocked" else (
-        FLAG_SUCCESS if kind == "ok" else 0)
-    blocking: str | bool | None = {"ok": False, "down": False}.get(kind)
-    if kind == "blocked":
-        blocking = _blocking(flags)
-    judged = kind in ("ok", "blocked", "down")
-    return {
-        VERDICT_KEY: ours, "blocking": blocking,
-        "accessible": True if kind == "ok" else False if judged else None,
-        "x_blocking_flags": flags,
-        "dns_consistency": "inconsistent" if "dns" in techniques else (
-            "consistent" if judged else None),
-    }
-
-
-def _flags(techniques: list[str], outcomes: list[str]) -> int:
-    differs = any(o == "http.diff" or o.startswith("http.blockpage") for o in outcomes)
-    bits = {"dns": FLAG_DNS, "tcp": FLAG_TCP_IP, "tls": FLAG_TLS,
-            "http": FLAG_HTTP_DIFF if differs else FLAG_HTTP_FAILURE,
-            "throttle": FLAG_HTTP_FAILURE}  # OONI reports a stalled download as an HTTP failure
-    flags = 0
-    for technique in techniques:
-        flags |= bits.get(technique, 0)
-    return flags
-
-
-def _blocking(flags: int) -> str:
-    """OONI's one-word reason, the earliest stage first, as probe-cli picks it."""
-    if flags & FLAG_DNS:
-        return "dns"
-    if flags & FLAG_TCP_IP:
-        return "tcp_ip"
-    if flags & FLAG_HTTP_DIFF and not flags & (FLAG_TLS | FLAG_HTTP_FAILURE):
-        return "http-diff"
-    return "http-failure"

@@ -2,7 +2,7 @@
 
 Every sentence of the report goes through a `Translator`: `tr._("text")` for one string,
 `tr.n_("one thing", "{n} things", n)` for a count. The catalogues live in `presentation/locale/`:
-`netvigil.pot` is the template (every msgid used by `analysis/report*.py`), and each language
+`netvigil.pot` is the template (every msgid used by `presentation/*.py`), and each language
 has `LANG/LC_MESSAGES/netvigil.po`. A translator adds a language by copying the template there
 and filling in the msgstr lines; no report code changes, and no compiler is needed: the .po text
 is turned into an in-memory .mo catalogue here, so the standard library's `gettext` does the
@@ -24,7 +24,7 @@ import struct
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.errors import UnknownLanguage
+from core.errors import FileLineError, UnknownLanguage
 
 DOMAIN = "netvigil"
 LOCALEDIR = Path(__file__).resolve().parent / "locale"
@@ -50,10 +50,16 @@ class POEntry:
     fuzzy: bool = False
 
 
-def _unquote(text: str, where: int) -> str:
+def _bad_line(message: str, number: int, path: Path | None) -> FileLineError:
+    """An error at line `number` of the .po file at `path` (or of .po text from elsewhere)."""
+    return FileLineError(message if path is not None else f"line {number}: {message}", path,
+                         number)
+
+
+def _unquote(text: str, where: int, path: Path | None) -> str:
     text = text.strip()
     if len(text) < 2 or text[0] != '"' or text[-1] != '"':
-        raise ValueError(f"line {where}: expected a quoted string, got {text[:40]!r}")
+        raise _bad_line(f"expected a quoted string, got {text[:40]!r}", where, path)
     body, out, i = text[1:-1], [], 0
     while i < len(body):
         ch = body[i]
@@ -66,8 +72,9 @@ def _unquote(text: str, where: int) -> str:
     return "".join(out)
 
 
-def parse_po(text: str) -> list[POEntry]:
-    """The entries of a .po file (the header is the entry whose msgid is "")."""
+def parse_po(text: str, path: Path | None = None) -> list[POEntry]:
+    """The entries of a .po file (the header is the entry whose msgid is ""); a line that
+    cannot be read is a FileLineError naming `path`, when given, and the line."""
     entries: list[POEntry] = []
     entry: POEntry | None = None  # the entry being read
     has_id = False  # it has its msgid already: a new msgctxt or msgid starts the next one
@@ -85,26 +92,26 @@ def parse_po(text: str) -> list[POEntry]:
             entries.append(entry)
             fuzzy_next = False
         if entry is None:
-            raise ValueError(f"line {number}: {keyword!r} before any msgid")
+            raise _bad_line(f"{keyword!r} before any msgid", number, path)
         if line.startswith('"'):
             name, index = target
-            value = _unquote(line, number)
+            value = _unquote(line, number, path)
             if name == "msgstr":
                 entry.msgstr[index] += value
             else:
                 setattr(entry, name, (getattr(entry, name) or "") + value)
         elif keyword in ("msgctxt", "msgid", "msgid_plural"):
-            setattr(entry, keyword, _unquote(rest, number))
+            setattr(entry, keyword, _unquote(rest, number, path))
             target = (keyword, 0)
             has_id = has_id or keyword == "msgid"
         elif keyword == "msgstr" or keyword.startswith("msgstr["):
             index = int(keyword[7:-1]) if keyword != "msgstr" else 0
             while len(entry.msgstr) <= index:
                 entry.msgstr.append("")
-            entry.msgstr[index] = _unquote(rest, number)
+            entry.msgstr[index] = _unquote(rest, number, path)
             target = ("msgstr", index)
         else:
-            raise ValueError(f"line {number}: unknown keyword {keyword!r}")
+            raise _bad_line(f"unknown keyword {keyword!r}", number, path)
     return entries
 
 
@@ -140,9 +147,9 @@ def compile_mo(entries: list[POEntry]) -> bytes:
     return out + ids + strs
 
 
-def catalogue_from_po(text: str) -> gettext.GNUTranslations:
-    """A gettext catalogue from the text of a .po file."""
-    return gettext.GNUTranslations(io.BytesIO(compile_mo(parse_po(text))))
+def catalogue_from_po(text: str, path: Path | None = None) -> gettext.GNUTranslations:
+    """A gettext catalogue from the text of a .po file (read from `path`, if given)."""
+    return gettext.GNUTranslations(io.BytesIO(compile_mo(parse_po(text, path))))
 
 
 def _primary(lang: str) -> str:
@@ -196,7 +203,8 @@ def translator(lang: str = SOURCE_LANGUAGE, localedir: Path = LOCALEDIR) -> Tran
     for candidate in dict.fromkeys((normal, _primary(normal))):
         path = _catalogue_path(localedir, candidate)
         if path.is_file():
-            return Translator(candidate, catalogue_from_po(path.read_text(encoding="utf-8")))
+            return Translator(candidate,
+                              catalogue_from_po(path.read_text(encoding="utf-8"), path))
     if _primary(normal) == SOURCE_LANGUAGE:
         return Translator(SOURCE_LANGUAGE)
     known = ", ".join(available_languages(localedir))

@@ -1,8 +1,9 @@
 """The look of netvigil's plots, and the helpers that keep them safe and reproducible.
 
-`analysis/plots.py` draws; this module decides the colours, the geometry, the labels and how a
-figure is written. Nothing here imports matplotlib at module level, so the rest of netvigil works
-without the `[plot]` extra; the functions that need it import it when called.
+`presentation/plots.py` draws; this module decides the colours, the geometry, the labels and how
+a figure becomes bytes. Nothing here writes a file: the caller does, with the bytes it is given.
+Nothing here imports matplotlib at module level, so the rest of netvigil works without the
+`[plot]` extra; the functions that need it import it when called.
 
 Three promises, each kept in one place here:
 - colour-blind safe: the palette is Okabe & Ito's, and blocked marks differ by shape as well as
@@ -15,6 +16,7 @@ Three promises, each kept in one place here:
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +24,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
+
+from core.errors import ConfigError
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -186,7 +190,6 @@ def period(times: Iterable[datetime]) -> str:
     return f"{dates[0].isoformat()} to {dates[-1].isoformat()} UTC"
 
 
-# --- time ----------------------------------------------------------------------------------------
 # --- rendering -----------------------------------------------------------------------------------
 FORMATS = {".png": "png", ".svg": "svg"}
 
@@ -210,10 +213,17 @@ _METADATA: dict[str, dict[str, str | None]] = {
 
 
 def output_format(out: Path) -> str:
-    """'png' or 'svg' from the file's suffix; anything else is a caller's mistake."""
+    """'png' or 'svg' from a file name's suffix, for a caller that writes the bytes there."""
     fmt = FORMATS.get(out.suffix.lower())
     if fmt is None:
-        raise ValueError(f"{out}: the plot is written as .png or .svg, not {out.suffix!r}")
+        raise ConfigError(f"{out}: the plot is written as .png or .svg, not {out.suffix!r}")
+    return fmt
+
+
+def check_format(fmt: str) -> str:
+    """`fmt` if a plot can be drawn in it ('png' or 'svg'); a ConfigError otherwise."""
+    if fmt not in _METADATA:
+        raise ConfigError(f"the plot is drawn as .png or .svg, not {fmt!r}")
     return fmt
 
 
@@ -249,8 +259,9 @@ def place_axes(figure: Figure, height_in: float, left_in: float = LEFT_IN) -> Ax
     )
 
 
-def save(figure: Figure, out: Path) -> Path:
-    """Write the figure as PNG or SVG (by suffix), reproducibly."""
-    fmt = output_format(out)
-    figure.savefig(out, format=fmt, dpi=DPI, metadata=_METADATA[fmt], facecolor="white")
-    return out
+def save(figure: Figure, fmt: str) -> bytes:
+    """The figure as PNG or SVG bytes (`fmt`), reproducibly."""
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format=check_format(fmt), dpi=DPI, metadata=_METADATA[fmt],
+                   facecolor="white")
+    return buffer.getvalue()

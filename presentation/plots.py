@@ -1,26 +1,27 @@
 """Timeline and reachability plots (PNG or SVG) for researchers and reports.
 
-- `plot_timeline(points, events, out)`: one row per target, time in UTC across; each measurement
+- `plot_timeline(points, events, fmt)`: one row per target, time in UTC across; each measurement
   a mark coloured (and shaped) by its verdict and, when blocked, its technique; outage events
   shaded across every row, blocking events outlined on their targets' rows.
-- `plot_reachability(bins, out)`: the share of reachable targets per network and time bin, with the
+- `plot_reachability(bins, fmt)`: the share of reachable targets per network and time bin, with the
   warning and critical thresholds drawn as fractions of each network's baseline.
 
-Pure functions of their inputs: no clock, no randomness, identical data gives identical bytes
-(see `plot_style.save`). matplotlib is the optional `[plot]` extra: it is imported when a plot
-is drawn, never when this module is imported. The inputs are typed by the attributes read here
-(`PointLike` etc.), which `analysis.event_detection.Point`, `analysis.event_detection.Event` and
-`analysis.outages.Bin` provide.
+Each returns the image as PNG or SVG bytes (`fmt`); the caller writes them where it wants.
+Pure functions of their inputs: no clock, no randomness, no file, identical data gives identical
+bytes (see `plot_style.save`). matplotlib is the optional `[plot]` extra: it is imported when a plot
+is drawn, never when this module is imported. The inputs are typed by the attributes read
+(`presentation.inputs`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
+from core.errors import ConfigError
 from core.times import parse_utc
+from presentation.inputs import BinLike, EventLike, PointLike
 from presentation.plot_style import (
     BLACK,
     CRITICAL_COLOUR,
@@ -32,12 +33,12 @@ from presentation.plot_style import (
     WIDTH_IN,
     X_PAD,
     asn_label,
+    check_format,
     clean_text,
     ellipsize,
     listing,
     mark_key,
     new_figure,
-    output_format,
     period,
     place_axes,
     save,
@@ -54,67 +55,6 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 
-class PointLike(Protocol):
-    """What the timeline reads of one measurement (`analysis.event_detection.Point`)."""
-
-    @property
-    def target(self) -> str: ...
-    @property
-    def platform(self) -> str | None: ...
-    @property
-    def started(self) -> str: ...
-    @property
-    def verdict(self) -> str: ...
-    @property
-    def techniques(self) -> tuple[str, ...]: ...
-    @property
-    def confirmed(self) -> bool: ...
-    @property
-    def vantage(self) -> str: ...
-    @property
-    def asn(self) -> str | None: ...
-    @property
-    def country(self) -> str | None: ...
-
-
-class EventLike(Protocol):
-    """What the timeline reads of one event (`analysis.event_detection.Event`)."""
-
-    @property
-    def kind(self) -> str: ...
-    @property
-    def targets(self) -> tuple[str, ...]: ...
-    @property
-    def techniques(self) -> tuple[str, ...]: ...
-    @property
-    def asn(self) -> str | None: ...
-    @property
-    def country(self) -> str | None: ...
-    @property
-    def vantage_points(self) -> tuple[str, ...]: ...
-    @property
-    def start(self) -> str: ...
-    @property
-    def end(self) -> str | None: ...
-    @property
-    def first_clean(self) -> str | None: ...
-
-
-class BinLike(Protocol):
-    """What the reachability plot reads of one time bin (`analysis.outages.Bin`)."""
-
-    @property
-    def start(self) -> str: ...
-    @property
-    def network(self) -> str: ...
-    @property
-    def reachable_share(self) -> float: ...
-    @property
-    def baseline(self) -> float | None: ...
-    @property
-    def level(self) -> str: ...
-
-
 # A span as short as one measurement would be invisible: it is drawn at least this wide.
 MIN_SPAN = 0.006  # fraction of the time axis
 TITLE_CHARS = 120
@@ -125,27 +65,27 @@ REACHABILITY_LEFT_IN = 0.9
 def plot_timeline(
     points: Sequence[PointLike],
     events: Sequence[EventLike],
-    out: Path,
+    fmt: str = "png",
     title: str | None = None,
-) -> Path:
-    """Draw the measurements and events over time, one row per target; write `out` (.png/.svg)."""
-    output_format(out)  # a wrong suffix fails before any drawing
+) -> bytes:
+    """The measurements and events over time, one row per target, as `fmt` ('png'/'svg') bytes."""
+    check_format(fmt)  # a wrong format fails before any drawing
     with style():
         figure = _timeline_figure(points, events, title)
-        return save(figure, out)
+        return save(figure, fmt)
 
 
 def plot_reachability(
-    bins: Sequence[BinLike], out: Path, warning: float = 0.8, critical: float = 0.5
-) -> Path:
-    """Draw the reachable share per network and bin with its thresholds; write `out`."""
-    output_format(out)
+    bins: Sequence[BinLike], fmt: str = "png", warning: float = 0.8, critical: float = 0.5
+) -> bytes:
+    """The reachable share per network and bin with its thresholds, as `fmt` bytes."""
+    check_format(fmt)
     if not 0.0 < critical <= warning <= 1.0:
-        raise ValueError(f"thresholds must satisfy 0 < critical <= warning <= 1, got "
-                         f"critical={critical}, warning={warning}")
+        raise ConfigError(f"thresholds must satisfy 0 < critical <= warning <= 1, got "
+                          f"critical={critical}, warning={warning}")
     with style():
         figure = _reachability_figure(bins, warning, critical)
-        return save(figure, out)
+        return save(figure, fmt)
 
 
 # --- timeline ------------------------------------------------------------------------------------

@@ -20,11 +20,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from core import failures
-from core.addresses import is_bogon
+from core.addresses import is_bogon, join_endpoint
 from core.observations import DNSQuery, HTTPRequest, Measurement, TCPConnect, TLSHandshake
 from presentation.i18n import Translator
 from presentation.report_model import Quote
-from presentation.report_text import excerpt, listing, visible
+from presentation.report_quotes import Quoting, lookups, plain_host
+from presentation.report_text import listing, visible
 
 MAX_QUOTES = 4
 _ENCRYPTED = frozenset({"doh", "dot"})
@@ -33,81 +34,8 @@ _DNS = {"nxdomain": failures.DNS_NXDOMAIN, "no_answer": failures.DNS_NO_ANSWER,
         "timeout": failures.GENERIC_TIMEOUT}
 _CONN = {"reset": failures.CONNECTION_RESET, "timeout": failures.GENERIC_TIMEOUT,
          "refused": failures.CONNECTION_REFUSED, "eof": failures.EOF_ERROR}
-_SHOWN_HEADERS = ("server", "location", "via")
 
 Explained = tuple[str, tuple[Quote, ...]]
-
-
-def _endpoint(address: str, port: int) -> str:
-    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
-
-
-def _host(name: str) -> str:
-    return name.rstrip(".").lower()
-
-
-class _Quoting:
-    """Observations as one-line quotes, and the resolver named in prose."""
-
-    def __init__(self, tr: Translator, redact: bool) -> None:
-        self.tr = tr
-        self.redact = redact
-
-    def resolver_name(self, q: DNSQuery) -> str:
-        _ = self.tr._
-        if q.engine == "system" or not q.resolver:
-            return _("the system resolver (normally the one the ISP provides)")
-        if self.redact:
-            return _("a resolver the probe queried directly (address withheld)")
-        return _("the resolver at {address}").format(address=visible(q.resolver))
-
-    def dns(self, q: DNSQuery, control: bool = False) -> Quote:
-        _ = self.tr._
-        address = _("[withheld]") if self.redact and not control else q.resolver
-        resolver = q.engine if q.engine == "system" or not q.resolver else (
-            f"{q.engine} {address}")
-        answers = "; ".join(
-            f"{r.rcode} {' '.join(r.addresses)}".strip() + f" (t={r.t:.3f} s)" for r in q.responses
-        ) or (q.failure or "")
-        label = _("control DNS query") if control else _("DNS query")
-        return Quote(label, visible(f"{resolver} {q.query_type} {q.hostname} → {answers}"))
-
-    def tcp(self, c: TCPConnect, control: bool = False) -> Quote:
-        _ = self.tr._
-        label = _("control TCP connect") if control else _("TCP connect")
-        status = c.failure or _("connected")
-        return Quote(label, visible(f"{_endpoint(c.address, c.port)} → {status} (t={c.t:.3f} s)"))
-
-    def tls(self, h: TLSHandshake, control: bool = False) -> Quote:
-        _ = self.tr._
-        label = _("control TLS handshake") if control else _("TLS handshake")
-        if h.failure is not None:
-            status = h.failure
-        else:
-            valid = _("certificate valid") if h.cert_verified else _("certificate not verified")
-            completed = _("completed")
-            status = f"{completed} ({h.version or '?'}, {valid})"
-        return Quote(label, visible(f"SNI {h.sni} → {_endpoint(h.address, h.port)}: {status} "
-                                    f"(t={h.t:.3f} s)"))
-
-    def http(self, hop: HTTPRequest, control: bool = False) -> list[Quote]:
-        _ = self.tr._
-        status = str(hop.status) if hop.status is not None else ""
-        outcome = " ".join(p for p in (status, hop.failure or "") if p)
-        size = self.tr.n_("{n} byte", "{n} bytes", hop.body_length).format(n=hop.body_length)
-        digest = f", sha256 {hop.body_sha256}" if hop.body_sha256 else ""
-        quotes = [Quote(_("control HTTP response") if control else _("HTTP response"),
-                        visible(f"{hop.method} {hop.url} → {outcome}, {size}{digest}"))]
-        if hop.title is not None:
-            quotes.append(Quote(_("control page title") if control else _("page title"),
-                                visible(hop.title)))
-        if not control:
-            for key, value in hop.headers:
-                if key.lower() in _SHOWN_HEADERS:
-                    quotes.append(Quote(_("response header"), visible(f"{key}: {value}")))
-            if hop.body:
-                quotes.append(Quote(_("page text (excerpt)"), excerpt(hop.body)))
-        return quotes
 
 
 class _Explainer:
@@ -116,7 +44,7 @@ class _Explainer:
         self.m = m
         self.control = control
         self.tr = tr
-        self.q = _Quoting(tr, redact)
+        self.q = Quoting(tr, redact)
 
     # --- the control's side, as a clause ("while the control ...") --------------------------
 
@@ -124,7 +52,7 @@ class _Explainer:
         _ = self.tr._
         if self.control is None:
             return _("no control lookup was recorded"), []
-        queries = [q for q in self.control.of(DNSQuery) if _host(q.hostname) == host]
+        queries = lookups(self.control, host)
         addresses = [a for q in queries for a in q.all_addresses]
         quotes = [self.q.dns(q, control=True) for q in queries[:2]]
         if addresses:
@@ -155,7 +83,7 @@ class _Explainer:
         if self.control is not None:
             same = [c for c in self.control.of(TLSHandshake) if c.purpose == "target"
                     and c.failure is None and (not verified or c.cert_verified)
-                    and _host(c.sni) == _host(h.sni)]
+                    and plain_host(c.sni) == plain_host(h.sni)]
             exact = [c for c in same if (c.address, c.port) == (h.address, h.port)] or same
             if exact:
                 text = (_("the control received a valid certificate for the same name")
@@ -206,7 +134,7 @@ class _Explainer:
         if not hits:
             return None
         q = hits[0]
-        host = _host(q.hostname)
+        host = plain_host(q.hostname)
         said, control_quotes = self.control_dns(host)
         values = {"host": visible(host), "resolver": self.q.resolver_name(q), "control": said}
         if kind == "injected":
@@ -243,16 +171,14 @@ class _Explainer:
 
     def _unshared(self, q: DNSQuery) -> list[str]:
         """The query's addresses that the control did not get for the same name."""
-        host = _host(q.hostname)
-        control = set() if self.control is None else {
-            a for cq in self.control.of(DNSQuery) if _host(cq.hostname) == host
-            for a in cq.all_addresses}
+        host = plain_host(q.hostname)
+        control = {a for cq in lookups(self.control, host) for a in cq.all_addresses}
         return [a for a in q.all_addresses if a not in control]
 
     def _host_of(self, address: str) -> str:
         for q in self.m.of(DNSQuery):
             if address in q.all_addresses:
-                return _host(q.hostname)
+                return plain_host(q.hostname)
         return self.m.target.hostname
 
     def tcp(self, kind: str) -> tuple[str, list[Quote]] | None:
@@ -269,7 +195,7 @@ class _Explainer:
                          "time limit ({failure}): the packets were dropped, while {control}."),
         }.get(kind, _("The TCP connection to {endpoint} ({host}) was refused ({failure}), "
                       "while {control}."))
-        text = template.format(endpoint=_endpoint(c.address, c.port), failure=c.failure,
+        text = template.format(endpoint=join_endpoint(c.address, c.port), failure=c.failure,
                                host=visible(self._host_of(c.address)), control=said)
         return text, [self.q.tcp(h) for h in hits[:2]] + control_quotes
 
@@ -285,7 +211,7 @@ class _Explainer:
         if not hits:
             return None
         h = hits[0]
-        values = {"endpoint": _endpoint(h.address, h.port), "sni": visible(h.sni),
+        values = {"endpoint": join_endpoint(h.address, h.port), "sni": visible(h.sni),
                   "failure": h.failure}
         quotes = [self.q.tls(x) for x in hits[:2]]
         if kind == "sni_filtered":
@@ -379,7 +305,7 @@ def describe_control(m: Measurement, control: Measurement | None,
         return _("No control (a measurement of the same target by the test helper, from an "
                  "uncensored network) was recorded for this measurement."), ()
     host = m.target.hostname
-    queries = [q for q in control.of(DNSQuery) if _host(q.hostname) == host]
+    queries = lookups(control, host)
     addresses = [a for q in queries for a in q.all_addresses]
     if addresses:
         first = _("The test helper, measuring the same target from an uncensored network, "
@@ -401,7 +327,7 @@ def describe_control(m: Measurement, control: Measurement | None,
     else:
         page = _("Its request for {url} failed too ({failure}).").format(
             url=visible(final.url), failure=visible(final.failure or ""))
-    quoting = _Quoting(tr, redact=False)
+    quoting = Quoting(tr, redact=False)
     quotes = [quoting.dns(q, control=True) for q in queries[:1]]
     if final is not None:
         quotes += quoting.http(final, control=True)[:2]

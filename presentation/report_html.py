@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 from html import escape
 
+from core.errors import ReportError
 from presentation.report_model import Figure, Heading, Paragraph, Report, Section, Table
 
 CSP = "default-src 'none'; img-src data:; style-src 'unsafe-inline'"
@@ -76,7 +77,7 @@ def _table(t: Table) -> list[str]:
 
 def _figure(f: Figure) -> list[str]:
     if f.mime not in ("image/png", "image/jpeg"):
-        raise ValueError(f"unsupported figure type {f.mime!r}")
+        raise ReportError(f"unsupported figure type {f.mime!r}")
     data = base64.b64encode(f.data).decode("ascii")
     return [f'<figure><img alt="{_e(f.alt)}" src="data:{f.mime};base64,{data}">'
             f"<figcaption>{_e(f.caption)}</figcaption></figure>"]

@@ -9,16 +9,18 @@ renderers only lay it out and escape it; they add no words of their own.
 Inputs: `ReportData` holds what `services.report` gathered from a Store: run rows, measurement
 rows, `Evidence` (the Measurement and its control) for the measurements whose observations are
 quoted, and the record hashes of every measurement the report cites. Events come from
-`analysis.event_detection` (typed here by the attributes read, `EventLike`) and are optional.
+`analysis.event_detection` (typed by the attributes read, `presentation.inputs.EventLike`) and
+are optional.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from core.observations import Measurement
+from presentation.inputs import EventLike
 
 # --- the content -----------------------------------------------------------------------------
 
@@ -117,33 +119,6 @@ def numbered(sections: Sequence[Section]) -> tuple[Section, ...]:
 
 
 # --- the inputs ------------------------------------------------------------------------------
-
-
-class EventLike(Protocol):
-    """What the report reads of an event (`analysis.event_detection.Event`)."""
-
-    @property
-    def id(self) -> Any: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def targets(self) -> tuple[str, ...]: ...
-    @property
-    def techniques(self) -> tuple[str, ...]: ...
-    @property
-    def asn(self) -> str | None: ...
-    @property
-    def country(self) -> str | None: ...
-    @property
-    def start(self) -> str: ...
-    @property
-    def end(self) -> str | None: ...
-    @property
-    def first_clean(self) -> str | None: ...
-    @property
-    def measurement_ids(self) -> tuple[int, ...]: ...
-    @property
-    def confidence(self) -> float: ...
 
 
 @dataclass(frozen=True)

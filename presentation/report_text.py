@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from core.times import parse_utc
+from core.times import MINUTE_FORMAT, WALL_MINUTE_FORMAT, format_utc, parse_utc
 from presentation.i18n import Translator
 
 QUOTE_CHARS = 300  # the longest quoted string; a longer one ends with "…(+N)"
@@ -30,7 +30,7 @@ QUOTE_CHARS = 300  # the longest quoted string; a longer one ends with "…(+N)"
 
 
 def utc_minute(value: str | datetime) -> str:
-    return parse_utc(value).strftime("%Y-%m-%d %H:%M UTC")
+    return format_utc(parse_utc(value), MINUTE_FORMAT)
 
 
 def zone(name: object) -> ZoneInfo | None:
@@ -46,8 +46,8 @@ def zone(name: object) -> ZoneInfo | None:
 def local_minute(value: str | datetime, tz: ZoneInfo) -> str:
     """"2025-01-02 05:04 (Africa/Cairo, UTC+02:00)"."""
     moment = parse_utc(value).astimezone(tz)
-    offset = moment.strftime("%z")
-    return f"{moment:%Y-%m-%d %H:%M} ({tz.key}, UTC{offset[:3]}:{offset[3:]})"
+    offset = moment.strftime("%z")  # "+0200"
+    return f"{moment.strftime(WALL_MINUTE_FORMAT)} ({tz.key}, UTC{offset[:3]}:{offset[3:]})"
 
 
 # --- untrusted text --------------------------------------------------------------------------

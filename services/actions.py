@@ -90,19 +90,19 @@ def events(settings: Settings, target: str | None = None, kind: str | None = Non
 
 
 def draw(out: Path, make: Any) -> str:
-    """Call `make(presentation.plots)` to write a chart to `out`; a missing matplotlib or a value
-    the chart cannot take is a ConfigError. Returns what to tell people."""
+    """Write to `out` the chart `make(presentation.plots, fmt)` returns ('png' or 'svg', told by
+    `out`'s suffix); a missing matplotlib is a ConfigError. Returns what to tell people."""
     if out.suffix.lower() not in (".png", ".svg"):
         raise ConfigError(f"--out {out}: use a .png or .svg file name", "--out")
     try:
         from presentation import plots
+        from presentation.plot_style import output_format
 
-        written = make(plots)
+        image: bytes = make(plots, output_format(out))
     except ImportError:
         raise ConfigError("plots need matplotlib: pip install 'netvigil[plot]'") from None
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    return f"wrote {written}"
+    out.write_bytes(image)
+    return f"wrote {out}"
 
 
 def plot_timeline(settings: Settings, out: Path, target: str | None = None,
@@ -112,9 +112,9 @@ def plot_timeline(settings: Settings, out: Path, target: str | None = None,
     from services.events import points
 
     with Store(settings.db) as store:
-        return draw(out, lambda plots: plots.plot_timeline(
+        return draw(out, lambda plots, fmt: plots.plot_timeline(
             points(store, settings.since, settings.until, target),
-            find_events(store, settings.since, settings.until, target), out, title))
+            find_events(store, settings.since, settings.until, target), fmt, title))
 
 
 def plot_reachability(settings: Settings, out: Path) -> str:
@@ -122,8 +122,8 @@ def plot_reachability(settings: Settings, out: Path) -> str:
     from services.events import reachability_bins
 
     with Store(settings.db) as store:
-        return draw(out, lambda plots: plots.plot_reachability(
-            reachability_bins(store, settings.since, settings.until), out))
+        return draw(out, lambda plots, fmt: plots.plot_reachability(
+            reachability_bins(store, settings.since, settings.until), fmt))
 
 
 def report(settings: Settings, out: Path, event: str | None = None, redact_vantage: bool = False,

@@ -76,8 +76,8 @@ def plot_collection(settings: Settings, folder: Path, chart: str, out: Path) -> 
     since, until = settings.since, settings.until
     with _open(folder) as collection:
         if chart == "timeline":
-            return draw(out, lambda plots: plots.plot_timeline(
-                collection.points(since, until), collection.events(None, since, until), out,
+            return draw(out, lambda plots, fmt: plots.plot_timeline(
+                collection.points(since, until), collection.events(None, since, until), fmt,
                 COLLECTION_TITLE))
-        return draw(out, lambda plots: plots.plot_reachability(
-            collection.reachability(since, until), out))
+        return draw(out, lambda plots, fmt: plots.plot_reachability(
+            collection.reachability(since, until), fmt))

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from analysis.event_detection import DEFAULT_POLICY, Event, EventPolicy, Point, detect_events
+from analysis.event_detection import detect_events
+from analysis.event_records import DEFAULT_POLICY, Event, EventPolicy, Point
 from analysis.outages import Bin, reachability
 from core.errors import BundleRejected
 from core.times import parse_utc, utc_now

@@ -47,11 +47,15 @@ class CollectorConfig:
     max_unpacked: int = 1 << 30  # bytes a bundle may inflate to (422 beyond: a zip bomb)
     max_concurrent_requests: int = 2  # bundles being checked at once (503 beyond)
     max_connections: int = 16
+    max_connections_per_address: int = 4  # from one IPv4 address or IPv6 /64 (503 beyond)
     io_timeout: float = 30.0  # each socket read/write (a bundle is large: be patient)
+    head_deadline: float = 10.0  # the whole request head, from the connection (a few hundred bytes)
+    body_deadline: float = 600.0  # the whole body (408 beyond): 64 MiB needs ~1 Mbit/s
 
     def __post_init__(self) -> None:
         for name in ("max_body", "max_unpacked", "max_concurrent_requests", "max_connections",
-                     "io_timeout"):
+                     "max_connections_per_address", "io_timeout", "head_deadline",
+                     "body_deadline"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
 

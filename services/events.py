@@ -9,7 +9,8 @@ every time, so new fingerprints or a re-analysis show at once.
 
 from __future__ import annotations
 
-from analysis.event_detection import DEFAULT_POLICY, KINDS, Event, EventPolicy, Point, detect_events
+from analysis.event_detection import detect_events
+from analysis.event_records import DEFAULT_POLICY, KINDS, Event, EventPolicy, Point
 from analysis.outages import Bin, reachability
 from results.store import Store
 from results.timeline import verdict_points

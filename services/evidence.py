@@ -17,7 +17,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.event_detection import Point, detect_events
+from analysis.event_detection import detect_events
+from analysis.event_records import Point
 from results import custody, signing
 from results.bundle_export import Verification, export_bundle, verify, verify_bundle
 from results.bundle_verify import MAX_UNPACKED

@@ -23,8 +23,8 @@ measurement, with no connections, and an entry in `refused` that says why.
 
 Safety: the helper contacts only public addresses, so that nobody can use it to scan the network
 it runs on. Private, loopback, link-local, multicast, reserved and other special-purpose addresses
-(and IPv6 addresses that embed such an IPv4 address: mapped, 6to4, NAT64) are refused wherever they
-come from: the target URL's host, the probe's addresses, the helper's own resolution, a redirect.
+(and IPv6 forms that embed IPv4: see `services/address_rules.py`) are refused wherever they come
+from: the target URL's host, the probe's addresses, the helper's own resolution, a redirect.
 `allow_private` lifts the rule (test labs); `public_ranges` counts chosen ranges as public.
 """
 
@@ -44,14 +44,10 @@ from core.times import utc_now
 from probes.config import ProbeConfig
 from probes.dns_wire import parse_resolver
 from probes.measure import measure
+from services.address_rules import Network, is_public
 from targets.loaders import normalise
 
 VERSION = "1"
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-#: IPv6 prefixes whose last 32 bits are an IPv4 address that a connection really reaches.
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _NOT_PUBLIC = "private or special-purpose"
 _HOW_TO_ALLOW = (
     "this helper measures only public addresses (it was not started with --allow-private)"
@@ -71,12 +67,15 @@ class HelperConfig:
     max_addresses: int = 16  # probe addresses per target; extra ones are ignored
     max_concurrent_requests: int = 4  # requests being measured at once (503 beyond)
     max_connections: int = 32  # open client connections (503 beyond): idle ones cost a thread
+    max_connections_per_address: int = 8  # from one IPv4 address or IPv6 /64 (503 beyond)
     concurrency: int = 16  # targets measured at once within one request
     per_target_timeout: float = 60.0
     # The whole batch; targets still running then are cut off. Keep it below the client's read
     # timeout (probes/control.py waits 120 s by default), or the client gives up first.
     request_timeout: float = 100.0
     io_timeout: float = 10.0  # each socket read/write with a client (a stalled client is dropped)
+    head_deadline: float = 10.0  # the whole request head, from the connection (a trickle is cut)
+    body_deadline: float = 30.0  # the whole body, after the head (408 beyond)
     verbose: bool = False  # log the target URLs of each request (off: they can be sensitive)
     probe: ProbeConfig = field(
         default_factory=lambda: ProbeConfig(resolvers=(), body_cap=256 * 1024)
@@ -86,7 +85,8 @@ class HelperConfig:
         if self.resolver is not None:
             parse_resolver(self.resolver)  # raises ValueError: a bad resolver fails at start
         for name in ("max_body", "max_targets", "max_concurrent_requests", "max_connections",
-                     "concurrency", "per_target_timeout", "request_timeout", "io_timeout"):
+                     "max_connections_per_address", "concurrency", "per_target_timeout",
+                     "request_timeout", "io_timeout", "head_deadline", "body_deadline"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"HelperConfig.{name} must be positive")
 
@@ -98,29 +98,6 @@ class HelperConfig:
 
 
 # --- safety -------------------------------------------------------------------------------------
-
-
-def _embedded_ipv4(ip: IPAddress) -> ipaddress.IPv4Address | None:
-    """The IPv4 address an IPv6 address really leads to (mapped, 6to4, NAT64), if any."""
-    if not isinstance(ip, ipaddress.IPv6Address):
-        return None
-    if ip.ipv4_mapped is not None:
-        return ip.ipv4_mapped
-    if ip.sixtofour is not None:
-        return ip.sixtofour
-    if ip in _NAT64:
-        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-    return None
-
-
-def is_public(ip: IPAddress, public_ranges: Sequence[Network] = ()) -> bool:
-    """Globally routable unicast, or inside one of `public_ranges`."""
-    if any(ip in net for net in public_ranges):
-        return True
-    inner = _embedded_ipv4(ip)
-    if inner is not None and not is_public(inner, public_ranges):
-        return False
-    return ip.is_global and not ip.is_multicast
 
 
 def address_allowed(address: str, config: HelperConfig) -> bool:

@@ -6,8 +6,9 @@ The protocol, the safety rules and the batch measurement are in `services/helper
 the bounded HTTP server is `services/http_base.py`; this module is the helper's routes and
 `serve`.
 
-Bounded everywhere: open connections (`max_connections`, 503 beyond), each socket read or write
-(`io_timeout`), request bodies (413), targets per request (400), requests being measured at once
+Bounded everywhere: open connections, overall and per client address (503 beyond), each socket
+read or write (`io_timeout`), the whole head and body of a request (`head_deadline`,
+`body_deadline`), request bodies (413), targets per request (400), requests being measured at once
 (503 with Retry-After), and the time per target and per request (the protocol module).
 Each request measures its batch with its own `asyncio.run`.
 """

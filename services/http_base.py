@@ -1,16 +1,19 @@
 """Bounded JSON-over-HTTP/1.1 servers on the standard library: what the test helper
 (`services.helper_server`) and the collector (`services.collector`) share.
 
-Bounded everywhere: open connections (`max_connections`, 503 beyond, answered from the accepting
-thread), each socket read or write (`io_timeout`), request bodies (the caller's limit, 413), and
-the work done at once (`slots`, 503 with Retry-After). One connection, one request, one log line;
-every answer is JSON, errors are {"error": "one line"}. Client-controlled text never forges a log
-line. `serve` runs a server until SIGTERM or SIGINT.
+Bounded everywhere: open connections, overall (`max_connections`) and per client address
+(`max_connections_per_address`), 503 beyond, answered from the accepting thread; each socket read
+or write (`io_timeout`); the whole request head (`head_deadline`) and body (`body_deadline`),
+however slowly they trickle in (`services.http_limits`); request bodies (the caller's limit, 413);
+and the work done at once (`slots`, 503 with Retry-After). One connection, one request, one log
+line; every answer is JSON, errors are {"error": "one line"}. Client-controlled text never forges
+a log line. `serve` runs a server until SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
 
 import hmac
+import io
 import ipaddress
 import json
 import signal
@@ -26,16 +29,13 @@ from typing import Any
 
 from core.errors import RequestError
 from core.times import utc_now
+from services.http_limits import RETRY_AFTER, Admission, DeadlineReader, ServerLimits
 
 #: An early refusal (401, 404, 413) reads and discards at most this much of the unread body
 #: first: closing a socket with unread data makes the kernel send a reset, and the client would
 #: see "connection reset" instead of our answer.
 DRAIN_CAP = 1 << 20
-RETRY_AFTER = 5  # seconds, in a 503 "busy" answer
-_BUSY_BODY = b'{"error": "busy: too many connections, retry later"}'
-_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-         b"Retry-After: %d\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s"
-         % (RETRY_AFTER, len(_BUSY_BODY), _BUSY_BODY))
+__all__ = ["RETRY_AFTER", "BoundedServer", "JSONHandler", "log_line", "parse_listen", "serve"]
 
 
 def log_line(name: str, line: str) -> None:
@@ -57,8 +57,23 @@ class JSONHandler(BaseHTTPRequestHandler):
         self._note = ""
         self._unread: int | None = None  # body bytes not read yet (None: not known yet)
         super().setup()
+        config = self.server.config
         # Every read and write with the client: a stalled client is dropped, not waited for.
-        self.connection.settimeout(self.server.config.io_timeout)
+        self.connection.settimeout(config.io_timeout)
+        # ... and a trickling one too: all reads of the head end by its deadline (then the body's,
+        # see parse_request). The socket's own file is closed first, or the socket would stay
+        # open (referenced) after the connection ends.
+        self.rfile.close()
+        self._reader = DeadlineReader(self.connection, config.io_timeout,
+                                      self._started + config.head_deadline)
+        self.rfile = io.BufferedReader(self._reader)
+
+    def parse_request(self) -> bool:
+        # Called by http.server once the request line is read; it reads the headers. Whatever is
+        # read after them (the body, or what is drained of it) is bounded by the body's deadline.
+        parsed = super().parse_request()
+        self._reader.deadline = time.monotonic() + self.server.config.body_deadline
+        return parsed
 
     # --- answers and the log ---
 
@@ -164,9 +179,10 @@ class BoundedServer(ThreadingHTTPServer):
 
     def __init__(self, host: str, port: int, config: Any,
                  handler: type[JSONHandler]) -> None:
+        limits: ServerLimits = config
         self.config = config
         self.slots = threading.BoundedSemaphore(config.max_concurrent_requests)
-        self.connections = threading.BoundedSemaphore(config.max_connections)
+        self.admission = Admission(limits.max_connections, limits.max_connections_per_address)
         if ":" in host:
             self.address_family = socket.AF_INET6
         super().__init__((host, port), handler)
@@ -181,10 +197,11 @@ class BoundedServer(ThreadingHTTPServer):
         return int(self.server_address[1])
 
     def process_request(self, request: Any, client_address: Any) -> None:
-        if not self.connections.acquire(blocking=False):
+        busy = self.admission.admit(client_address[0])
+        if busy is not None:
             try:  # answered from the accepting thread, so keep it tiny and bounded
                 request.settimeout(1.0)
-                request.sendall(_BUSY)
+                request.sendall(busy)
             except OSError:
                 pass
             self.shutdown_request(request)
@@ -192,14 +209,14 @@ class BoundedServer(ThreadingHTTPServer):
         try:
             super().process_request(request, client_address)
         except BaseException:
-            self.connections.release()
+            self.admission.release(client_address[0])
             raise
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:
-            self.connections.release()
+            self.admission.release(client_address[0])
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # The default prints a traceback naming the client's address; one line is enough.

@@ -75,19 +75,11 @@ def import_files(
         if isinstance(item, OONIFormatError):
             counts["errors"].append(str(item))
             continue
-        meta = item.meta
-        report = str(meta.get("report_id") or f"{path}")
+        report = str(item.meta.get("report_id") or f"{path}")
         run_id = runs.get(report)
         if run_id is None:
-            vantage = {
-                "tool": "ooni",
-                "source": "ooni import",
-                "asn": meta.get("probe_asn"),
-                "country": meta.get("probe_cc"),
-                "network_name": meta.get("probe_network_name"),
-            }
-            config = {"report_id": report, "test_name": meta.get("test_name"),
-                      "test_version": meta.get("test_version")}
+            vantage = {"tool": "ooni", "source": "ooni import", **item.vantage()}
+            config = {"report_id": report, **item.test()}
             run_id = runs[report] = store.begin_run(vantage, config)
         verdict = classify(item.measurement, item.control, ctx)
         mid = store.add_measurement(run_id, item.measurement, verdict.to_dict())

@@ -128,13 +128,10 @@ def _plot(rows: Sequence[Mapping[str, Any]], runs: Mapping[int, Mapping[str, Any
     if redact:  # the plot's title names the networks of events too
         events = [dataclasses.replace(e, asn=None, vantage_points=("withheld",))  # type: ignore[type-var]
                   for e in events if dataclasses.is_dataclass(e)]
-    with tempfile.TemporaryDirectory(prefix="netvigil-report-") as tmp:
-        out = Path(tmp) / "timeline.png"
-        try:
-            plot_timeline(points, events, out)  # type: ignore[arg-type]
-        except (ValueError, RuntimeError, OSError) as exc:
-            return None, f"{type(exc).__name__}: {exc}"
-        return out.read_bytes(), None
+    try:
+        return plot_timeline(points, events, "png"), None
+    except (ValueError, RuntimeError, OSError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"
 
 
 def build(store: Store, options: ReportOptions) -> Report:

@@ -13,7 +13,7 @@ import pytest
 
 from analysis.context import reference_goodput
 from analysis.fingerprints import SCAN_LIMIT, Fingerprint, Fingerprints
-from core.addresses import is_bogon, norm_host, split_endpoint
+from core.addresses import is_bogon, join_endpoint, norm_host, split_endpoint
 from core.observations import HTTPRequest, Measurement
 from core.target import Target
 from ooni.fingerprints import load_fingerprints
@@ -139,6 +139,10 @@ def test_endpoints_and_names():
     assert split_endpoint("[2001:db8::1]:80") == ("2001:db8::1", 80)
     for bad in ("1.2.3.4", "host:443", "2001:db8::1:80", "1.2.3.4:99999", ""):
         assert split_endpoint(bad) is None, bad
+    assert join_endpoint("1.2.3.4", 443) == "1.2.3.4:443"
+    assert join_endpoint("2001:db8::1", 80) == "[2001:db8::1]:80"
+    for address, port in (("1.2.3.4", 443), ("2001:db8::1", 80)):
+        assert split_endpoint(join_endpoint(address, port)) == (address, port)
     punycode = "xn--d1acpjx3f.xn--p1ai"
     assert norm_host("Яндекс.рф.") == punycode == norm_host(punycode.upper())
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from analysis.event_detection import Event, EventPolicy, Point, detect_events
+from analysis.event_detection import detect_events
+from analysis.event_records import Event, EventPolicy, Point
 from core.observations import Measurement
 from core.target import Target
 from results.store import Store

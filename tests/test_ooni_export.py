@@ -30,9 +30,11 @@ from core.observations import (
 )
 from core.target import Target
 from core.verdicts import Verdict
+from ooni.fields import ooni_time
 from ooni.fingerprints import load_fingerprints
 from ooni.read import OONIMeasurement, parse_ooni
-from ooni.write import RunInfo, ooni_time, to_ooni, verdict_keys
+from ooni.write import RunInfo, to_ooni
+from ooni.write_verdict import verdict_keys
 from results.export import export_ooni
 from results.store import Store
 

@@ -17,6 +17,7 @@ from analysis.context import Context
 from core import failures
 from core.errors import OONIFormatError
 from core.observations import DNSQuery, HTTPRequest, TCPConnect, TLSHandshake
+from ooni.fields import iso_utc, ooni_time
 from ooni.fingerprints import load_fingerprints
 from ooni.read import OONIMeasurement, parse_ooni, read_ooni_file
 
@@ -208,6 +209,8 @@ def test_meta_keeps_ooni_verdict_and_drops_the_probe_ip():
         "report_id": "r1", "ooni_blocking": False, "ooni_accessible": True,
     }
     assert "203.0.113.9" not in repr(item)
+    assert item.vantage() == {"asn": "AS64496", "country": "ZZ", "network_name": "Test Net"}
+    assert item.test() == {"test_name": "web_connectivity", "test_version": "0.4.3"}
 
 
 def test_control_mapping():
@@ -249,6 +252,23 @@ def test_failure_strings_map_to_our_vocabulary(ooni: str, ours: str):
         {"ip": "198.51.100.7", "port": 80, "status": {"success": False, "failure": ooni}}])
     (tcp,) = parse_ooni(data).measurement.of(TCPConnect)
     assert tcp.failure == ours
+
+
+@pytest.mark.parametrize(("ooni", "stored"), [
+    ("2024-02-12 20:33:47", "2024-02-12T20:33:47.000000Z"),
+    ("2024-02-12T20:33:47Z", "2024-02-12T20:33:47.000000Z"),
+    (" 2024-02-12 20:33:47.5 ", "2024-02-12T20:33:47.500000Z"),
+])
+def test_ooni_times_read_into_the_store_format_and_back(ooni: str, stored: str):
+    assert iso_utc(ooni) == stored
+    assert ooni_time(stored) == ooni.strip()[:19].replace("T", " ")
+
+
+@pytest.mark.parametrize("bad", ["2024-02-30 20:33:47", "2024-02-12", "2024-02-12 20:33:47+02:00",
+                                 "12/02/2024 20:33", "", None, 1707770027])
+def test_a_time_that_is_not_oonis_utc_form_is_a_format_error(bad: Any):
+    with pytest.raises(OONIFormatError, match="measurement_start_time"):
+        iso_utc(bad)
 
 
 def test_requests_without_depth_tags_are_listed_last_first():

@@ -15,6 +15,7 @@ from analysis.outages import (
     reachability,
     run_state,
 )
+from core.errors import ConfigError
 from tests.test_events import T0, Series, at, iso
 
 TEN = [f"https://t{i}.example/" for i in range(10)]
@@ -134,6 +135,8 @@ def test_bins_are_aligned_and_sized() -> None:
                                     {"warning": 1.5}])
 def test_bad_parameters_are_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
+        reachability([], **kwargs)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError):  # the CLI's options: exit 2 with the message
         reachability([], **kwargs)  # type: ignore[arg-type]
 
 

@@ -1,8 +1,9 @@
-"""Tests for analysis/plots.py: the images are valid, reproducible, and show the data.
+"""Tests for presentation/plots.py: the images are valid, reproducible, and show the data.
 
-The inputs are stand-ins with the fields of analysis.event_detection.Point / Event and
-analysis.outages.Bin (the plots read them through protocols, so any object with these attributes
-will do). Pixels are read with Pillow, which matplotlib depends on.
+The inputs are the records the plots draw in the product: analysis.event_records.Point / Event
+and analysis.outages.Bin (the plots read them through presentation.inputs' protocols; the
+report's own TimelinePoint is drawn in tests/test_report.py). Pixels are read with Pillow, which
+matplotlib depends on.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ import subprocess
 import sys
 import time
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,7 +19,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from presentation import plot_style
+from analysis import event_records
+from analysis.outages import Bin
+from presentation import plot_style, plots
 from presentation.plot_style import (
     BOTTOM_IN,
     CRITICAL_COLOUR,
@@ -41,51 +43,22 @@ SVG_NS = "{http://www.w3.org/2000/svg}"
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class Point:
-    measurement_id: int
-    run_id: int
-    target: str
-    platform: str | None
-    started: str
-    verdict: str
-    techniques: tuple[str, ...] = ()
-    outcomes: tuple[str, ...] = ()
-    confidence: float = 0.9
-    confirmed: bool = False
-    run_network: str = "ok"
-    vantage: str = "local"
-    asn: str | None = "12345"
-    country: str | None = None
+def Point(*args, **fields) -> event_records.Point:
+    """A real Point, with the defaults these tests draw: judged, in a working run, AS12345."""
+    defaults = {"confidence": 0.9, "run_network": "ok", "asn": "12345"}
+    return event_records.Point(*args, **{**defaults, **fields})
 
 
-@dataclass(frozen=True)
-class Event:
-    id: str
-    kind: str
-    targets: tuple[str, ...]
-    start: str
-    end: str | None
-    first_clean: str | None = None
-    techniques: tuple[str, ...] = ()
-    outcomes: tuple[str, ...] = ()
-    asn: str | None = "12345"
-    country: str | None = None
-    vantage_points: tuple[str, ...] = ("local",)
-    measurements: int = 1
-    measurement_ids: tuple[int, ...] = ()
-    confidence: float = 0.9
-    pattern: str = ""
-    window: str | None = None
-
-
-@dataclass(frozen=True)
-class Bin:
-    start: str
-    network: str
-    reachable_share: float
-    baseline: float | None
-    level: str
+def Event(id: str, kind: str, targets: tuple[str, ...], start: str, end: str | None,
+          first_clean: str | None = None, techniques: tuple[str, ...] = (),
+          **fields) -> event_records.Event:
+    """A real Event with only what a test is about given; the rest as one measurement shows."""
+    defaults = {"outcomes": (), "asn": "12345", "country": None, "vantage_points": ("local",),
+                "measurements": 1, "measurement_ids": (), "confidence": 0.9, "pattern": "",
+                "window": None}
+    return event_records.Event(id=id, kind=kind, targets=targets, techniques=techniques,
+                               start=start, end=end, first_clean=first_clean,
+                               **{**defaults, **fields})
 
 
 def iso(days: float) -> str:
@@ -121,7 +94,16 @@ def svg_texts(path: Path) -> list[str]:
 
 
 def render(tmp_path: Path, name: str, points, events, **kwargs) -> Path:
-    return plot_timeline(points, events, tmp_path / name, **kwargs)
+    """The timeline in the format of `name`'s suffix, written there as the CLI writes it."""
+    out = tmp_path / name
+    out.write_bytes(plot_timeline(points, events, out.suffix[1:], **kwargs))
+    return out
+
+
+def reach(tmp_path: Path, name: str, bins, **kwargs) -> Path:
+    out = tmp_path / name
+    out.write_bytes(plot_reachability(bins, out.suffix[1:], **kwargs))
+    return out
 
 
 # --- validity and content ------------------------------------------------------------------------
@@ -304,10 +286,27 @@ def test_empty_data_and_open_ended_events_render(tmp_path):
     assert np.all(image == rgb(OUTAGE_COLOUR), axis=2).sum() > 1000
 
 
-def test_an_unknown_suffix_is_refused_before_drawing(tmp_path):
+def test_an_unknown_format_is_refused_before_drawing(monkeypatch):
+    def no_drawing(*args, **kwargs):
+        raise AssertionError("drew a figure for a format it cannot write")
+
+    monkeypatch.setattr(plots, "new_figure", no_drawing)
     with pytest.raises(ValueError, match=r"\.png or \.svg"):
-        plot_timeline(points_for(urls(1), days=1), [], tmp_path / "t.pdf")
-    assert not (tmp_path / "t.pdf").exists()
+        plot_timeline(points_for(urls(1), days=1), [], "pdf")
+    with pytest.raises(ValueError, match=r"\.png or \.svg"):
+        plot_reachability([], "pdf")
+    with pytest.raises(ValueError, match=r"\.png or \.svg"):
+        plot_style.output_format(Path("t.pdf"))
+    assert plot_style.output_format(Path("T.SVG")) == "svg"
+
+
+def test_plots_are_returned_as_bytes_and_write_no_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    png = plot_timeline(points_for(urls(2), days=1), [])
+    svg = plot_reachability(_bins(critical_at=None), "svg")
+    assert png[:8] == PNG_SIGNATURE
+    assert svg.lstrip().startswith(b"<?xml") and b"<svg" in svg
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_labels_are_short_and_keep_what_tells_targets_apart():
@@ -343,13 +342,13 @@ def _bins(critical_at: int | None) -> list[Bin]:
 
 
 def test_reachability_marks_a_critical_bin(tmp_path):
-    out = plot_reachability(_bins(critical_at=8), tmp_path / "r.png")
+    out = reach(tmp_path, "r.png", _bins(critical_at=8))
     assert out.read_bytes()[:8] == PNG_SIGNATURE
-    calm = plot_reachability(_bins(critical_at=None), tmp_path / "calm.png")
+    calm = reach(tmp_path, "calm.png", _bins(critical_at=None))
     red = rgb(CRITICAL_COLOUR)
     assert np.all(pixels(out) == red, axis=2).sum() > 20
     assert np.all(pixels(calm) == red, axis=2).sum() == 0
-    texts = svg_texts(plot_reachability(_bins(critical_at=8), tmp_path / "r.svg"))
+    texts = svg_texts(reach(tmp_path, "r.svg", _bins(critical_at=8)))
     assert {"critical bin", "warning bin", "AS12345", "AS64500"} <= set(texts)
     assert "baseline × 0.5 (critical)" in texts and "baseline × 0.8 (warning)" in texts
     assert any("2026-11-01 UTC" in t for t in texts)
@@ -357,15 +356,15 @@ def test_reachability_marks_a_critical_bin(tmp_path):
 
 def test_reachability_thresholds_follow_the_arguments(tmp_path):
     bins = _bins(critical_at=8)
-    a = plot_reachability(bins, tmp_path / "a.png")
-    b = plot_reachability(bins, tmp_path / "b.png", warning=0.9, critical=0.6)
+    a = reach(tmp_path, "a.png", bins)
+    b = reach(tmp_path, "b.png", bins, warning=0.9, critical=0.6)
     assert pixels(a).shape == pixels(b).shape
     assert np.any(pixels(a) != pixels(b))
-    assert plot_reachability(bins, tmp_path / "c.png").read_bytes() == a.read_bytes()
+    assert reach(tmp_path, "c.png", bins).read_bytes() == a.read_bytes()
     with pytest.raises(ValueError, match="critical"):
-        plot_reachability(bins, tmp_path / "d.png", warning=0.5, critical=0.8)
+        reach(tmp_path, "d.png", bins, warning=0.5, critical=0.8)
 
 
 def test_reachability_without_bins_renders(tmp_path):
-    assert "no data" in svg_texts(plot_reachability([], tmp_path / "r.svg"))
+    assert "no data" in svg_texts(reach(tmp_path, "r.svg", []))
 

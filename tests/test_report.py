@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from core.errors import ReportError
+from core.errors import FileLineError, ReportError
 from core.observations import (
     DNSQuery,
     DNSResponse,
@@ -302,6 +302,21 @@ def test_arabic_is_right_to_left(case: Case, tmp_path: Path) -> None:
 def test_an_unknown_language_is_refused(case: Case, tmp_path: Path) -> None:
     with pytest.raises(ReportError, match="no report translation for 'xx'; available: en"):
         _html(case, tmp_path, lang="xx")
+
+
+def test_a_broken_catalogue_names_its_file_and_line(tmp_path: Path) -> None:
+    folder = tmp_path / "xx" / "LC_MESSAGES"
+    folder.mkdir(parents=True)
+    po = folder / "netvigil.po"
+    po.write_text('msgid ""\nmsgstr ""\n\nmsgid "reachable"\nmsgstr erreichbar\n',
+                  encoding="utf-8")
+    with pytest.raises(FileLineError, match=r"netvigil\.po:5: expected a quoted string") as err:
+        translator("xx", tmp_path)
+    assert (err.value.path, err.value.line) == (str(po), 5)
+    with pytest.raises(FileLineError, match=r"^line 2: 'msgtxt' before any msgid$"):
+        parse_po('# a comment\nmsgtxt "x"\n')
+    with pytest.raises(FileLineError, match=r"^line 2: unknown keyword 'msgtxt'$"):
+        parse_po('msgid "a"\nmsgtxt "x"\n')
 
 
 # --- every string goes through the catalogue ------------------------------------------------
