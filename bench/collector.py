@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ooni.fingerprints import load_fingerprints
 from results.store import Store
-from services.collection import Collection
+from services.collector_intake import Collection
 from services.evidence import check_bundle, export_evidence
 from services.ooni_tools import import_files
 

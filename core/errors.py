@@ -14,7 +14,8 @@ people. The CLI maps the branches to messages and exit codes in one place (`cli.
     │   ├── OONIFormatError              an OONI measurement or file
     │   ├── TimeFormatError              not an ISO 8601 time (`value`)
     │   ├── UnknownLanguage              no catalogue for a language (`language`)
-    │   └── ReportError                  what a report was asked to cover
+    │   ├── ReportError                  what a report was asked to cover
+    │   └── RecordError                  a record (or a value for one) the store cannot take
     ├── StoreError                       the database cannot be used as asked: exit 1
     │   └── IntegrityError               a record or blob does not match its hash
     ├── EvidenceError                    evidence that does not check: exit 1
@@ -105,6 +106,15 @@ class UnknownLanguage(InputError):
 
 class ReportError(InputError):
     """Bad input for a report (a time, an event id, a language, a file type): one line."""
+
+
+class RecordError(InputError):
+    """A record, or a value meant for one, that netvigil cannot write or read as asked: not
+    canonical JSON or base64, a bad blob reference or verdict, an unknown custody action, a
+    run that is not running, a vantage naming the probe's address. One line."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(one_line(message))
 
 
 class StoreError(NetvigilError):

@@ -16,6 +16,8 @@ import hashlib
 import math
 from typing import Any
 
+from core.errors import RecordError
+
 GENESIS = "0" * 64  # the "previous hash" of the first record in a database
 
 # JCS follows ECMAScript: every number is an IEEE 754 double. Integers beyond 2**53 would be
@@ -36,15 +38,16 @@ _SHORT_ESCAPES = {
 def canonical_json(obj: Any) -> bytes:
     """The RFC 8785 canonical form of a JSON-ready value (dict, list, tuple, str, number, ...).
 
-    Raises ValueError for NaN, infinities, unsafe integers and lone surrogates (none of which
-    I-JSON allows), TypeError for anything that is not JSON (bytes, sets, non-string keys).
+    Raises RecordError (a ValueError) for NaN, infinities, unsafe integers and lone surrogates
+    (none of which I-JSON allows), TypeError for anything that is not JSON (bytes, sets,
+    non-string keys).
     """
     parts: list[str] = []
     _write(obj, parts)
     try:
         return "".join(parts).encode("utf-8")
     except UnicodeEncodeError as exc:
-        raise ValueError(f"canonical JSON: a string holds a lone surrogate: {exc}") from None
+        raise RecordError(f"canonical JSON: a string holds a lone surrogate: {exc}") from None
 
 
 def sha256_hex(data: bytes) -> str:
@@ -103,7 +106,7 @@ def _write_object(value: dict[Any, Any], parts: list[str]) -> None:
 
 def _integer(value: int) -> str:
     if abs(value) > _MAX_SAFE_INTEGER:
-        raise ValueError(f"canonical JSON: integer {value} is beyond 2**53 (not exact in I-JSON)")
+        raise RecordError(f"canonical JSON: integer {value} is beyond 2**53 (not exact in I-JSON)")
     return str(value)
 
 
@@ -124,7 +127,7 @@ def _string(value: str) -> str:
 def es_number(value: float) -> str:
     """A double written as ECMAScript's Number.prototype.toString writes it (ES 2019, 7.1.12.1)."""
     if math.isnan(value) or math.isinf(value):
-        raise ValueError(f"canonical JSON: {value} is not a JSON number")
+        raise RecordError(f"canonical JSON: {value} is not a JSON number")
     if value == 0:
         return "0"  # also for -0.0
     sign = "-" if value < 0 else ""

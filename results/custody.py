@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
+from core.errors import RecordError
 from core.times import utc_now
 from results.canonical import GENESIS, canonical_json, chain_hash
 
@@ -68,7 +69,7 @@ def append(
 ) -> int:
     """Append one entry inside the caller's write transaction; returns its id."""
     if action not in ACTIONS:
-        raise ValueError(f"custody action must be one of {ACTIONS}, not {action!r}")
+        raise RecordError(f"custody action must be one of {ACTIONS}, not {action!r}")
     details = dict(details or {})
     hashes = {str(k): str(v) for k, v in (hashes or {}).items()}
     time, version = utc_now(), tool_version()
@@ -85,12 +86,23 @@ def append(
     return cursor.lastrowid
 
 
-def entries(conn: sqlite3.Connection, first_id: int = 1) -> list[dict[str, Any]]:
-    """Every entry from `first_id` on, oldest first, with `details` and `hashes` as stored
-    (canonical JSON text)."""
-    cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM custody WHERE id >= ? ORDER BY id",
-                          (first_id,))
+def entries(conn: sqlite3.Connection, first_id: int = 1,
+            action: str | None = None) -> list[dict[str, Any]]:
+    """Every entry from `first_id` on (of one `action`, or all), oldest first, with `details`
+    and `hashes` as stored (canonical JSON text)."""
+    cursor = conn.execute(f"SELECT {', '.join(COLUMNS)} FROM custody WHERE id >= ? "
+                          "AND (? IS NULL OR action = ?) ORDER BY id", (first_id, action, action))
     return [dict(zip(COLUMNS, row, strict=True)) for row in cursor]
+
+
+def read(store: Store, action: str | None = None) -> list[dict[str, Any]]:
+    """The store's custody log (or its entries of one `action`), oldest first, with `details`
+    and `hashes` as dicts."""
+    found = entries(store.db.conn, action=action)
+    for entry in found:
+        for name in ("details", "hashes"):
+            entry[name] = json.loads(entry[name])
+    return found
 
 
 def first_since(conn: sqlite3.Connection, time: str) -> int | None:

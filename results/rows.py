@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from core.errors import RecordError
 from core.observations import (
     DNSQuery,
     HTTPRequest,
@@ -40,7 +41,7 @@ def ref(digest: str) -> str:
 
 def unref(reference: str) -> str:
     if not reference.startswith(REF_PREFIX):
-        raise ValueError(f"not a blob reference: {reference!r}")
+        raise RecordError(f"not a blob reference: {reference!r}")
     return reference[len(REF_PREFIX) :]
 
 
@@ -179,12 +180,12 @@ VERDICT_COLUMNS = (
 def verdict_columns(verdict: Mapping[str, Any]) -> dict[str, Any]:
     """The measurement columns for a verdict dict (as `core.verdicts.Verdict.to_dict` gives)."""
     if not verdict.get("verdict"):
-        raise ValueError("a verdict dict needs a 'verdict'")
+        raise RecordError("a verdict dict needs a 'verdict'")
     lists = {key: [str(v) for v in verdict.get(key) or ()] for key in ("techniques", "outcomes")}
     for key, items in lists.items():
         # The columns are comma lists; a comma inside an item could not be read back.
         if any("," in item for item in items):
-            raise ValueError(f"verdict {key} must not contain commas: {items}")
+            raise RecordError(f"verdict {key} must not contain commas: {items}")
     return {
         "verdict": verdict["verdict"],
         "techniques": ",".join(lists["techniques"]),

@@ -38,6 +38,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from core.errors import FileLineError, RecordError
 from core.times import utc_now
 from results.canonical import sha256_hex
 
@@ -80,13 +81,13 @@ def message(head_sha256: str, prefix: bytes = MESSAGE_PREFIX) -> bytes:
 
 def b64decode_strict(text: str) -> bytes:
     """Base64 that must be written exactly as `b64encode` writes it (so no two texts decode to
-    the same bytes: a changed character is always a changed value). ValueError otherwise."""
+    the same bytes: a changed character is always a changed value). RecordError otherwise."""
     try:
         data = base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ValueError(f"not base64: {exc}") from None
+        raise RecordError(f"not base64: {exc}") from None
     if base64.b64encode(data).decode("ascii") != text:
-        raise ValueError("not in canonical base64 form")
+        raise RecordError("not in canonical base64 form")
     return data
 
 
@@ -176,10 +177,10 @@ class KeyStore:
         pem = (self.directory / f"{info['key_id']}.pem").read_bytes()
         private = serialization.load_pem_private_key(pem, password=None)
         if not isinstance(private, Ed25519PrivateKey):
-            raise ValueError(f"{path}: the key is not an Ed25519 key")
+            raise FileLineError("the key is not an Ed25519 key", path)
         signer = Signer(private, info["created"])
         if signer.key_id != info["key_id"]:
-            raise ValueError(f"{path}: the key file does not hold key {info['key_id']}")
+            raise FileLineError(f"the key file does not hold key {info['key_id']}", path)
         return signer
 
     def _create(self) -> Signer:

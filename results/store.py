@@ -1,4 +1,4 @@
-"""The SQLite store: append-only raw records in a hash chain, derived tables, queries.
+"""The SQLite store: append-only raw records in a hash chain, derived tables, their writes.
 
 Every write is one transaction: a run's start (runs row + run_start record), one measurement
 (blobs + record + measurement row + step rows), a verdict, a run's end. A killed process never
@@ -21,6 +21,9 @@ Evidence (v3): `finish_run` signs the run's chain head with the probe's key
 (`results.signing`, keys from `keys=` or $NETVIGIL_KEYS or the user's data directory) and logs
 a `collection` entry in the custody log (`results.custody`); `record_clock` chains the clock's
 state with the run.
+
+The reads (runs, measurements, controls, blobs, the chain's checks) are `Store` methods too,
+defined in `results.store_queries`.
 """
 
 from __future__ import annotations
@@ -39,14 +42,15 @@ from typing import Any
 
 import sqlite_utils
 
-from core.errors import IntegrityError
+from core.errors import IntegrityError, RecordError
 from core.observations import Measurement
 from core.times import utc_now
-from results import custody, integrity, signing
+from results import custody, signing
 from results import rows as R
 from results.canonical import GENESIS, canonical_json, chain_hash
 from results.paths import default_db_path
 from results.schema import migrate
+from results.store_queries import StoreQueries
 
 __all__ = ["IntegrityError", "Store"]
 
@@ -58,10 +62,9 @@ END_STATUSES = ("finished", "interrupted")
 _ADDRESS_KEYS = frozenset(
     {"probe_ip", "public_ip", "client_ip", "external_ip", "ip", "ip_address", "probe_address"}
 )
-_PAGE = 500  # rows per query when streaming
 
 
-class Store:
+class Store(StoreQueries):
     """One netvigil database. Open it, write runs and measurements, read them back."""
 
     def __init__(self, path: str | Path, keys: signing.KeyStore | str | Path | None = None) -> None:
@@ -176,16 +179,6 @@ class Store:
                 "source": source,
             })
 
-    def load_control(self, measurement_id: int) -> Measurement | None:
-        """The stored control of one measurement, rebuilt from its raw record; None if none."""
-        row = self._conn.execute(
-            "SELECT r.canonical FROM controls c JOIN records r ON r.id = c.record_id "
-            "WHERE c.measurement_id = ?", (measurement_id,),
-        ).fetchone()
-        if row is None:
-            return None
-        return R.join_blobs(json.loads(row[0])["measurement"], self.body, self.certificate)
-
     def set_verdict(self, measurement_id: int, verdict: Mapping[str, Any]) -> None:
         """Replace the derived verdict columns of one measurement; the raw record is untouched."""
         columns = R.verdict_columns(verdict)
@@ -203,9 +196,9 @@ class Store:
     ) -> None:
         """Close a run with its network verdict and summary; appends the run_end record."""
         if network not in NETWORK_STATES:
-            raise ValueError(f"network must be one of {NETWORK_STATES}, not {network!r}")
+            raise RecordError(f"network must be one of {NETWORK_STATES}, not {network!r}")
         if status not in END_STATUSES:
-            raise ValueError(f"status must be one of {END_STATUSES}, not {status!r}")
+            raise RecordError(f"status must be one of {END_STATUSES}, not {status!r}")
         finished = utc_now()
         signer = self._signer()  # file I/O: before the write lock is taken
         with self._write() as conn:
@@ -213,7 +206,7 @@ class Store:
             if row is None:
                 raise KeyError(f"run {run_id} not found")
             if row[0] != "running":
-                raise ValueError(f"run {run_id} is already {row[0]}")
+                raise RecordError(f"run {run_id} is already {row[0]}")
             conn.execute(
                 "UPDATE runs SET finished = ?, network = ?, summary = ?, status = ? WHERE id = ?",
                 (finished, network, _json(summary), status, run_id),
@@ -234,14 +227,14 @@ class Store:
         _check_vantage(state, "clock")  # e.g. an NTP server's address could point at the probe
         source = state.get("source")
         if not isinstance(source, str) or not source:
-            raise ValueError("a clock state needs a 'source'")
+            raise RecordError("a clock state needs a 'source'")
         state = {**state, "checked": state.get("checked") or utc_now()}
         offset, synced = state.get("offset_s"), state.get("synchronised")
         with self._write() as conn:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
             if row is None or row[0] != "running":
                 # After run_end the run's signed head would no longer be its last record.
-                raise ValueError(f"run {run_id} is not running")
+                raise RecordError(f"run {run_id} is not running")
             record_id = self._append(conn, "clock", run_id, {"clock": state})
             return _insert(conn, "clock", {
                 "run_id": run_id, "record_id": record_id, "source": source,
@@ -279,114 +272,29 @@ class Store:
             "prev_sha256": prev,
         })
 
-    # --- reads -------------------------------------------------------------------------------
+    def mark_interrupted(self, idle_since: str, summary: Mapping[str, Any]) -> list[int]:
+        """Mark as `interrupted` the runs still `running` whose newest record (or start, if
+        they have none) is older than `idle_since` (store time format); returns their ids.
 
-    def runs(self, limit: int | None = None) -> list[dict[str, Any]]:
-        """Runs, newest first."""
-        rows = self.db["runs"].rows_where(order_by="id DESC", limit=limit)
-        return [_run_row(row) for row in rows]
-
-    def run(self, run_id: int) -> dict[str, Any] | None:
-        rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
-        return _run_row(rows[0]) if rows else None
-
-    def measurements(
-        self,
-        run_id: int | None = None,
-        target: str | None = None,
-        verdict: str | None = None,
-        limit: int | None = None,
-    ) -> list[dict[str, Any]]:
-        """Measurement rows (verdict columns included), newest first.
-
-        `target` matches a target URL (with or without its trailing slash) or a hostname.
+        Only the derived `runs` row changes (status, `finished` set to the run's last record,
+        `summary`); the chain keeps no `run_end` for them, which is itself the evidence.
         """
-        where, args = _filters(run_id, target, verdict)
-        rows = self.db["measurements"].rows_where(
-            " AND ".join(where) or None, args, order_by="id DESC", limit=limit
-        )
-        return [_measurement_row(row) for row in rows]
-
-    def iter_rows(self, run_id: int | None = None) -> Iterator[dict[str, Any]]:
-        """Every measurement row, oldest first, a page at a time (for export and re-analysis).
-
-        Pages are read by id, so no read cursor stays open while the caller writes.
-        """
-        last = 0
-        while True:
-            where, args = _filters(run_id, None, None)
-            page = list(self.db["measurements"].rows_where(
-                " AND ".join([*where, "id > ?"]), [*args, last], order_by="id", limit=_PAGE
-            ))
-            for row in page:
-                yield _measurement_row(row)
-            if len(page) < _PAGE:
-                return
-            last = page[-1]["id"]
-
-    def measurement(self, measurement_id: int) -> dict[str, Any] | None:
-        """One measurement row plus `observations`, as its raw record holds them: HTTP bodies and
-        certificates appear as SHA-256 references (`body_ref`, `peer_certificates`), readable
-        with `body()` and `certificate()`; `load_measurement` gives the full object."""
-        found = list(self.db.query(
-            "SELECT m.*, r.canonical, r.sha256 AS record_sha256 FROM measurements m "
-            "JOIN records r ON r.id = m.record_id WHERE m.id = ?", [measurement_id],
-        ))
-        if not found:
-            return None
-        row = found[0]
-        record = json.loads(row.pop("canonical"))
-        result = _measurement_row(row)
-        result["observations"] = record["measurement"]["observations"]
-        return result
-
-    def load_measurement(self, measurement_id: int) -> Measurement:
-        """The Measurement rebuilt from its raw record and blobs, equal to the one stored."""
-        row = self._conn.execute(
-            "SELECT r.canonical FROM measurements m JOIN records r ON r.id = m.record_id "
-            "WHERE m.id = ?", (measurement_id,),
-        ).fetchone()
-        if row is None:
-            raise KeyError(f"measurement {measurement_id} not found")
-        record = json.loads(row[0])
-        return R.join_blobs(record["measurement"], self.body, self.certificate)
-
-    def iter_measurements(
-        self, run_id: int | None = None
-    ) -> Iterator[tuple[int, Measurement, dict[str, Any]]]:
-        """(id, Measurement, verdict dict or {} if not judged), oldest first."""
-        for row in self.iter_rows(run_id):
-            yield row["id"], self.load_measurement(row["id"]), R.verdict_from_row(row)
-
-    def body(self, sha256: str) -> bytes:
-        """A stored HTTP body by its SHA-256; IntegrityError if missing or damaged."""
-        return integrity.load_body(self._conn, sha256)
-
-    def certificate(self, sha256: str) -> bytes:
-        """A stored DER certificate by its SHA-256; IntegrityError if missing or damaged."""
-        return integrity.load_certificate(self._conn, sha256)
-
-    # --- integrity (results.integrity) -------------------------------------------------------
-
-    def head(self) -> str:
-        """The hash of the newest record (GENESIS when empty). Note it somewhere else too: the
-        chain shows changed, removed or inserted records, but not records cut off at the end."""
-        return integrity.head(self._conn)
-
-    def verify_chain(self) -> list[int]:
-        """Ids of records that do not hold, oldest first; [] means the database is intact.
-
-        A record fails when its hash does not match its text and predecessor, when its link
-        does not point at the previous record's hash (a record changed, removed or inserted),
-        when its kind/run_id/created columns disagree with the hashed text, or when it refers
-        to a body or certificate that is missing or does not match its own hash
-        (`damaged_blobs` names those blobs). Only the raw tables are consulted.
-        """
-        return integrity.verify_chain(self._conn)
-
-    def damaged_blobs(self) -> list[tuple[str, str]]:
-        """(table, sha256) of every body or certificate whose content does not match its key."""
-        return integrity.damaged_blobs(self._conn)
+        marked = []
+        with self._write() as conn:
+            stale = conn.execute(
+                "SELECT r.id, COALESCE(MAX(rec.created), r.started) FROM runs r "
+                "LEFT JOIN records rec ON rec.run_id = r.id WHERE r.status = 'running' "
+                "GROUP BY r.id ORDER BY r.id"
+            ).fetchall()
+            for run_id, last in stale:
+                if last >= idle_since:
+                    continue
+                conn.execute(
+                    "UPDATE runs SET status = 'interrupted', finished = ?, summary = ? "
+                    "WHERE id = ? AND status = 'running'", (last, _json(summary), run_id),
+                )
+                marked.append(int(run_id))
+        return marked
 
 
 # --- helpers ---------------------------------------------------------------------------------
@@ -422,7 +330,7 @@ def _check_vantage(vantage: Any, where: str = "vantage") -> None:
     if isinstance(vantage, Mapping):
         for key, value in vantage.items():
             if str(key).lower() in _ADDRESS_KEYS:
-                raise ValueError(f"{where}.{key}: netvigil never stores the probe's address")
+                raise RecordError(f"{where}.{key}: netvigil never stores the probe's address")
             _check_vantage(value, f"{where}.{key}")
     elif isinstance(vantage, list | tuple):
         for i, value in enumerate(vantage):
@@ -433,37 +341,4 @@ def _check_vantage(vantage: Any, where: str = "vantage") -> None:
         except ValueError:
             return
         if address.is_global:
-            raise ValueError(f"{where}: looks like a public IP address; it is never stored")
-
-
-def _filters(
-    run_id: int | None, target: str | None, verdict: str | None
-) -> tuple[list[str], list[Any]]:
-    where: list[str] = []
-    args: list[Any] = []
-    if run_id is not None:
-        where.append("run_id = ?")
-        args.append(run_id)
-    if target:
-        bare = target.rstrip("/")
-        where.append("(target_url IN (?, ?, ?) OR hostname = ?)")
-        args.extend([target, bare, bare + "/", target.lower()])
-    if verdict is not None:
-        where.append("verdict = ?")
-        args.append(verdict)
-    return where, args
-
-
-def _run_row(row: dict[str, Any]) -> dict[str, Any]:
-    for key in ("vantage", "config", "summary"):
-        if row.get(key) is not None:
-            row[key] = json.loads(row[key])
-    return row
-
-
-def _measurement_row(row: dict[str, Any]) -> dict[str, Any]:
-    if row.get("confirmed") is not None:
-        row["confirmed"] = bool(row["confirmed"])
-    if row.get("details") is not None:
-        row["details"] = json.loads(row["details"])
-    return row
+            raise RecordError(f"{where}: looks like a public IP address; it is never stored")

@@ -16,7 +16,7 @@ from typing import Any
 
 from core.times import parse_utc, parse_utc_or_none
 from core.verdicts import split_list
-from results.store import Store, _filters
+from results.store import Store
 
 _UNKNOWN_ASN = {"", "AS0"}
 _UNKNOWN_COUNTRY = {"", "ZZ"}
@@ -36,17 +36,9 @@ def verdict_points(
     whose start time cannot be read is left out.
     """
     low, high = parse_utc(since), parse_utc(until)
-    # Only the target clause: its columns (target_url, hostname) exist in measurements alone.
-    where, args = _filters(None, target, None)
-    sql = (
-        "SELECT m.id, m.run_id, m.target_url, m.platform, m.started, m.verdict, m.techniques, "
-        "m.outcomes, m.confidence, m.confirmed, r.network, r.vantage "
-        "FROM measurements m JOIN runs r ON r.id = m.run_id "
-        "WHERE " + " AND ".join(["m.verdict IS NOT NULL", *where])
-    )
     found: list[tuple[datetime, int, dict[str, Any]]] = []
     vantages: dict[str, dict[str, Any]] = {}  # the same run's JSON is decoded once
-    for row in store.db.query(sql, args):
+    for row in store.judged_rows(target):
         moment = parse_utc_or_none(row["started"])
         if moment is None or (low and moment < low) or (high and moment > high):
             continue

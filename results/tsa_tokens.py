@@ -29,8 +29,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -47,7 +49,11 @@ from rfc3161_client import (
 
 from core.errors import TimestampError
 from core.times import utc_now
+from results import custody
 from results.signing import Finding, b64decode_strict, message, run_heads
+
+if TYPE_CHECKING:
+    from results.store import Store
 
 CONTENT_TYPE = "application/timestamp-query"
 REPLY_TYPE = "application/timestamp-reply"
@@ -175,40 +181,49 @@ def fingerprint(tsa_chain: str) -> str:
 # --- the table -----------------------------------------------------------------------------------
 
 
-def queue_finished(conn: sqlite3.Connection, tsa_url: str) -> int:
-    """Queue the head of every ended run that has no stamped, queued or failed row for it (in
-    the caller's transaction); returns how many were queued."""
-    have = {(run_id, head) for run_id, head in conn.execute(
-        "SELECT run_id, head_sha256 FROM timestamps")}
-    added = 0
-    for run_id, (kind, head, _) in sorted(run_heads(conn).items()):
-        if kind == "run_end" and (run_id, head) not in have:
-            conn.execute(
-                "INSERT INTO timestamps (run_id, head_sha256, tsa_url, status, attempts, created)"
-                " VALUES (?, ?, ?, 'queued', 0, ?)", (run_id, head, tsa_url, utc_now()))
-            added += 1
+def queue_finished(store: Store, tsa_url: str) -> int:
+    """Queue the head of every ended run that has no stamped, queued or failed row for it, in
+    one transaction; returns how many were queued."""
+    with store.transaction() as conn:
+        have = {(run_id, head) for run_id, head in conn.execute(
+            "SELECT run_id, head_sha256 FROM timestamps")}
+        added = 0
+        for run_id, (kind, head, _) in sorted(run_heads(conn).items()):
+            if kind == "run_end" and (run_id, head) not in have:
+                conn.execute(
+                    "INSERT INTO timestamps (run_id, head_sha256, tsa_url, status, attempts, "
+                    "created) VALUES (?, ?, ?, 'queued', 0, ?)", (run_id, head, tsa_url, utc_now()))
+                added += 1
     return added
 
 
-def pending(conn: sqlite3.Connection) -> list[tuple[int, int, str]]:
+def pending(store: Store) -> list[tuple[int, int, str]]:
     """(row id, run id, head) of every head still to stamp (queued, or refused before)."""
-    return conn.execute("SELECT id, run_id, head_sha256 FROM timestamps WHERE status != "
-                        "'stamped' ORDER BY id").fetchall()
+    return store.db.conn.execute("SELECT id, run_id, head_sha256 FROM timestamps WHERE status "
+                                 "!= 'stamped' ORDER BY id").fetchall()
 
 
-def record_stamp(conn: sqlite3.Connection, row_id: int, tsa_url: str, stamp: Stamp) -> None:
-    conn.execute(
-        "UPDATE timestamps SET status = 'stamped', tsa_url = ?, token = ?, tsa_chain = ?, "
-        "gen_time = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
-        (tsa_url, stamp.token, stamp.tsa_chain, stamp.gen_time, row_id))
+def record_stamp(store: Store, row_id: int, run_id: int, head: str, tsa_url: str,
+                 stamp: Stamp) -> None:
+    """Keep a verified stamp in its row and log it in the custody log, in one transaction."""
+    with store.transaction() as conn:
+        conn.execute(
+            "UPDATE timestamps SET status = 'stamped', tsa_url = ?, token = ?, tsa_chain = ?, "
+            "gen_time = ?, attempts = attempts + 1, last_error = NULL WHERE id = ?",
+            (tsa_url, stamp.token, stamp.tsa_chain, stamp.gen_time, row_id))
+        custody.append(conn, "timestamp", {"run": run_id, "gen_time": stamp.gen_time,
+                                           "root_sha256": fingerprint(stamp.tsa_chain)},
+                       {"head": head})
 
 
-def record_failure(conn: sqlite3.Connection, row_id: int, tsa_url: str, status: str,
-                   error: str) -> None:
-    """An attempt that did not give a stamp: `queued` (unreachable) or `failed` (refused or a
-    bad answer); either is tried again next time."""
-    conn.execute("UPDATE timestamps SET status = ?, tsa_url = ?, attempts = attempts + 1, "
-                 "last_error = ? WHERE id = ?", (status, tsa_url, error[:500], row_id))
+def record_failures(store: Store, row_ids: Sequence[int], tsa_url: str, status: str,
+                    error: str) -> None:
+    """Attempts that did not give a stamp, in one transaction: `queued` (unreachable) or
+    `failed` (refused or a bad answer); either is tried again next time."""
+    with store.transaction() as conn:
+        for row_id in row_ids:
+            conn.execute("UPDATE timestamps SET status = ?, tsa_url = ?, attempts = attempts + 1, "
+                         "last_error = ? WHERE id = ?", (status, tsa_url, error[:500], row_id))
 
 
 def check_tokens(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]]:

@@ -28,7 +28,7 @@ def serve_helper(settings: Settings) -> int:
 
 def serve_collector(settings: Settings) -> int:
     """Run the collector on `settings.listen` until stopped; the exit status."""
-    from services.collector import serve
+    from services.collector_server import serve
 
     if settings.collection is None or settings.listen is None:
         raise ConfigError("collector serve: give --listen HOST:PORT and --dir DIR", "--listen")
@@ -50,7 +50,7 @@ def submit(settings: Settings, runs_per_bundle: int = 10, timeout: float = 60.0,
 
 
 def _open(folder: Path) -> Any:
-    from services.collection import Collection
+    from services.collector_intake import Collection
 
     if not (folder / "collection.db").is_file():
         raise ConfigError(f"--dir {folder}: no collection there (collection.db is missing)",

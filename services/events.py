@@ -12,6 +12,7 @@ from __future__ import annotations
 from analysis.event_detection import detect_events
 from analysis.event_records import DEFAULT_POLICY, KINDS, Event, EventPolicy, Point
 from analysis.outages import Bin, reachability
+from core.errors import ConfigError
 from results.store import Store
 from results.timeline import verdict_points
 
@@ -39,7 +40,7 @@ def events(
     `since` starts, as far as this window can tell, at its first measurement inside it.
     """
     if kind is not None and kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, not {kind!r}")
+        raise ConfigError(f"kind must be one of {KINDS}, not {kind!r}", "--kind")
     found = [e for e in detect_events(points(store, since, until), policy)
              if kind is None or e.kind == kind]
     if target is None:

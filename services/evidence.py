@@ -116,11 +116,13 @@ def check_events(files: dict[str, bytes], report: Verification,
         return
     try:
         claimed = json.loads(data)
-        if not isinstance(claimed, list) or not all(
-                isinstance(e, dict) and isinstance(e.get("id"), str) for e in claimed):
-            raise ValueError("not a list of events with ids")
     except ValueError as exc:
         report.problems.append(Problem("file", f"unreadable events ({exc})", EVENTS_FILE))
+        return
+    if not isinstance(claimed, list) or not all(
+            isinstance(e, dict) and isinstance(e.get("id"), str) for e in claimed):
+        report.problems.append(Problem("file", "unreadable events (not a list of events with "
+                                       "ids)", EVENTS_FILE))
         return
     if points is None:
         points = bundle_points(files)[0]
@@ -170,8 +172,4 @@ def rotate_key(store: Store) -> dict[str, str | None]:
 
 def custody_log(store: Store) -> list[dict[str, Any]]:
     """The custody log, oldest first, with details and hashes as dicts."""
-    entries = custody.entries(store.db.conn)
-    for entry in entries:
-        for name in ("details", "hashes"):
-            entry[name] = json.loads(entry[name])
-    return entries
+    return custody.read(store)

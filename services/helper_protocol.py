@@ -37,7 +37,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from core.errors import RequestError
+from core.errors import ConfigError, RequestError
 from core.observations import Measurement, TCPConnect, measurement_to_dict
 from core.target import Target
 from core.times import utc_now
@@ -88,7 +88,7 @@ class HelperConfig:
                      "max_connections_per_address", "concurrency", "per_target_timeout",
                      "request_timeout", "io_timeout", "head_deadline", "body_deadline"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"HelperConfig.{name} must be positive")
+                raise ConfigError(f"HelperConfig.{name} must be positive", name)
 
     def probe_config(self) -> ProbeConfig:
         """The probe settings the helper measures with: its own resolver, never the public ones."""

@@ -1,5 +1,5 @@
 """Bounded JSON-over-HTTP/1.1 servers on the standard library: what the test helper
-(`services.helper_server`) and the collector (`services.collector`) share.
+(`services.helper_server`) and the collector (`services.collector_server`) share.
 
 Bounded everywhere: open connections, overall (`max_connections`) and per client address
 (`max_connections_per_address`), 503 beyond, answered from the accepting thread; each socket read
@@ -27,7 +27,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import FrameType
 from typing import Any
 
-from core.errors import RequestError
+from core.errors import ConfigError, RequestError
 from core.times import utc_now
 from services.http_limits import RETRY_AFTER, Admission, DeadlineReader, ServerLimits
 
@@ -235,7 +235,7 @@ class BoundedServer(ThreadingHTTPServer):
 
 def parse_listen(spec: str) -> tuple[str, int]:
     """"HOST:PORT" or "[IPv6]:PORT" -> (host, port). The host must be an IP address (or
-    localhost): binding never needs a name lookup. Raises ValueError."""
+    localhost): binding never needs a name lookup. Raises ConfigError."""
     host, sep, port = spec.strip().rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
@@ -243,13 +243,14 @@ def parse_listen(spec: str) -> tuple[str, int]:
         host = ""  # a bare IPv6 address is ambiguous: its last group could be the port
     if host == "localhost":
         host = "127.0.0.1"
+    valid = bool(sep) and port.isdigit() and int(port) <= 65535
     try:
         ipaddress.ip_address(host)
-        if not sep or not port.isdigit() or int(port) > 65535:
-            raise ValueError
     except ValueError:
-        raise ValueError(f"--listen {spec!r}: expected IP:PORT, e.g. 127.0.0.1:8080, "
-                         "0.0.0.0:8080 or [::]:8080") from None
+        valid = False
+    if not valid:
+        raise ConfigError(f"--listen {spec!r}: expected IP:PORT, e.g. 127.0.0.1:8080, "
+                          "0.0.0.0:8080 or [::]:8080", "--listen")
     return host, int(port)
 
 

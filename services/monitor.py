@@ -25,7 +25,6 @@ One line per run goes to the log (stderr by default, which journald keeps):
 from __future__ import annotations
 
 import asyncio
-import json
 import math
 import random
 import re
@@ -39,8 +38,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 
+from core.errors import ConfigError
 from core.observations import Measurement
 from core.target import Target
+from core.times import format_utc
 from core.verdicts import BLOCKED, DOWN, INSUFFICIENT
 from results.store import Store
 from services import campaign
@@ -86,7 +87,7 @@ def parse_duration(text: str) -> float:
     spec = text.strip().lower()
     match = _DURATION.fullmatch(spec)
     if not spec or match is None:
-        raise ValueError(
+        raise ConfigError(
             f"invalid duration {text!r}: write a number with a unit (s, m, h, d), "
             "e.g. 90s, 15m, 1h30m"
         )
@@ -118,11 +119,11 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if not (math.isfinite(self.every) and self.every > 0):
-            raise ValueError("the interval must be a positive duration")
+            raise ConfigError("the interval must be a positive duration")
         if not (math.isfinite(self.jitter) and self.jitter >= 0):
-            raise ValueError("the jitter must be zero or a positive duration")
+            raise ConfigError("the jitter must be zero or a positive duration")
         if self.max_runs is not None and self.max_runs < 1:
-            raise ValueError("max runs must be at least 1")
+            raise ConfigError("max runs must be at least 1")
 
     def wait(self, elapsed: float, rng: random.Random) -> float:
         """Seconds to wait after a run that took `elapsed`: never negative (a run longer than
@@ -150,39 +151,14 @@ def mark_interrupted(
     missing `run_end` record is itself the evidence that the process died. The measurements
     keep no verdict (the run has no network verdict); `netvigil analyze --run N` can judge them.
 
-    This writes through the Store's own connection (`store.db.conn`), because the Store has no
-    method for it; one IMMEDIATE transaction, like the Store's own writes.
+    One write transaction (`Store.mark_interrupted`), like the Store's other writes.
     """
     moment = now or datetime.now(UTC)
-    # utc_now()'s fixed-width format, so ISO strings compare in time order.
-    cutoff = (moment - timedelta(seconds=idle_for)).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    summary = json.dumps({
+    # The store's fixed-width format, so ISO strings compare in time order.
+    return store.mark_interrupted(format_utc(moment - timedelta(seconds=idle_for)), {
         "interrupted": "the process ended before the run did (killed, crashed or power cut)",
-        "marked": moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
-    }, sort_keys=True)
-    conn = store.db.conn
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        stale = conn.execute(
-            "SELECT r.id, COALESCE(MAX(rec.created), r.started) FROM runs r "
-            "LEFT JOIN records rec ON rec.run_id = r.id WHERE r.status = 'running' "
-            "GROUP BY r.id ORDER BY r.id"
-        ).fetchall()
-        marked = []
-        for run_id, last in stale:
-            if last >= cutoff:
-                continue
-            conn.execute(
-                "UPDATE runs SET status = 'interrupted', finished = ?, summary = ? "
-                "WHERE id = ? AND status = 'running'", (last, summary, run_id),
-            )
-            marked.append(int(run_id))
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    return marked
+        "marked": format_utc(moment),
+    })
 
 
 # --- stopping -----------------------------------------------------------------------------------

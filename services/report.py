@@ -91,19 +91,11 @@ def _scope(rows: Sequence[Mapping[str, Any]], since: str | None, until: str | No
             and (high is None or parse_utc(r["started"]) <= high)]
 
 
-def _control_sha256(store: Store, measurement_id: int) -> str | None:
-    # The control's own record: Store has no accessor for its hash yet, hence the query.
-    row = store.db.execute(
-        "SELECT r.sha256 FROM controls c JOIN records r ON r.id = c.record_id "
-        "WHERE c.measurement_id = ?", [measurement_id]).fetchone()
-    return str(row[0]) if row else None
-
-
 def _evidence(store: Store, plans: Sequence[FindingPlan]) -> dict[int, Evidence]:
     out = {}
     for mid in dict.fromkeys(i for p in plans for i in p.quoted):
         out[mid] = Evidence(store.load_measurement(mid), store.load_control(mid),
-                            _control_sha256(store, mid))
+                            store.control_sha256(mid))
     return out
 
 

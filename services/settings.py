@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from analysis.fingerprints import Fingerprints
     from core.target import Target
     from services.campaign import CampaignOptions
-    from services.collector import CollectorConfig
+    from services.collector_server import CollectorConfig
     from services.helper_protocol import HelperConfig
     from services.monitor import Schedule
 

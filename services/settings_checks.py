@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from core.target import Target
     from probes.config import ProbeConfig
     from services.campaign import CampaignOptions
-    from services.collector import CollectorConfig
+    from services.collector_server import CollectorConfig
     from services.helper_protocol import HelperConfig
     from services.monitor import Schedule
     from services.settings import Env
@@ -250,7 +250,7 @@ def helper(a: Mapping[str, Any], env: Env, public_ranges: tuple[Network, ...]) -
 
 def collection(a: Mapping[str, Any], env: Env) -> CollectorConfig:
     """`collector serve`: the folder, tokens ($NETVIGIL_COLLECTOR_TOKEN), keys and size limit."""
-    from services.collector import CollectorConfig
+    from services.collector_server import CollectorConfig
 
     tokens = a.get("tokens") or ([env.collector_token] if env.collector_token else [])
     max_size = positive(a.get("max_size", 64.0), "--max-size")

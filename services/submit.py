@@ -31,8 +31,8 @@ MAX_ANSWER = 256 << 10
 def submitted_runs(store: Store) -> set[int]:
     """Run ids that a collector has accepted, from the custody log."""
     done: set[int] = set()
-    for (text,) in store.db.conn.execute("SELECT details FROM custody WHERE action = 'export'"):
-        details = json.loads(text)
+    for entry in custody.read(store, "export"):
+        details = entry["details"]
         if isinstance(details, dict) and details.get("submitted"):
             done.update(r for r in details.get("runs", []) if isinstance(r, int))
     return done

@@ -18,7 +18,6 @@ from typing import Any
 
 from cryptography import x509
 
-from results import custody
 from results import tsa_tokens as T
 from results.store import Store
 
@@ -43,9 +42,8 @@ def stamp_pending(
         roots_pem = Path(roots_pem).read_bytes()
     if roots_pem is not None:
         x509.load_pem_x509_certificates(roots_pem)  # a bad file fails here, not per answer
-    with store.transaction() as conn:
-        queued = T.queue_finished(conn, tsa_url)
-    todo = T.pending(store.db.conn)
+    queued = T.queue_finished(store, tsa_url)
+    todo = T.pending(store)
     result: dict[str, Any] = {"queued": queued, "sent": 0, "stamped": 0, "failed": 0,
                               "unreachable": 0, "errors": []}
     for n, (row_id, run_id, head) in enumerate(todo):
@@ -54,27 +52,21 @@ def stamp_pending(
         answer, error = _post(tsa_url, request.as_bytes(), timeout)
         if answer is None:
             # Unreachable: the heads after this one would be too; all wait for the next call.
-            with store.transaction() as conn:
-                for other, _, _ in todo[n:]:
-                    T.record_failure(conn, other, tsa_url, "queued", error)
+            T.record_failures(store, [other for other, _, _ in todo[n:]], tsa_url, "queued",
+                              error)
             result["unreachable"] = len(todo) - n
             result["errors"].append({"run_id": run_id, "error": error})
             break
         try:
             stamp = T.accept(request, head, answer, roots_pem)
         except (T.TimestampError, ValueError) as exc:
-            with store.transaction() as conn:
-                T.record_failure(conn, row_id, tsa_url, "failed", str(exc))
+            T.record_failures(store, [row_id], tsa_url, "failed", str(exc))
             result["failed"] += 1
             result["errors"].append({"run_id": run_id, "error": str(exc)})
             continue
-        with store.transaction() as conn:
-            T.record_stamp(conn, row_id, tsa_url, stamp)
-            custody.append(conn, "timestamp", {"run": run_id, "gen_time": stamp.gen_time,
-                                               "root_sha256": T.fingerprint(stamp.tsa_chain)},
-                           {"head": head})
+        T.record_stamp(store, row_id, run_id, head, tsa_url, stamp)
         result["stamped"] += 1
-    result["pending"] = len(T.pending(store.db.conn))
+    result["pending"] = len(T.pending(store))
     return result
 
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import TableError
+from core.errors import ConfigError, TableError
 from probes.helper_client import public_address
 from probes.ipasn import ASInfo, lookup, table_digest
 
@@ -42,18 +42,19 @@ _ASN = re.compile(r"(?i)^(?:AS)?(\d{1,10})$")
 
 
 def parse_asn(text: str) -> str:
-    """'AS64500' from 'AS64500', 'as64500' or '64500'; ValueError with an example otherwise."""
+    """'AS64500' from 'AS64500', 'as64500' or '64500'; ConfigError with an example otherwise."""
     match = _ASN.match(text.strip())
     if not match or not 0 < int(match.group(1)) < 2**32:
-        raise ValueError(f"--asn {text!r}: give an AS number such as AS64500")
+        raise ConfigError(f"--asn {text!r}: give an AS number such as AS64500", "--asn")
     return f"AS{int(match.group(1))}"
 
 
 def parse_country(text: str) -> str:
-    """'KE' from 'ke'; ValueError unless two letters (ISO 3166-1 alpha-2)."""
+    """'KE' from 'ke'; ConfigError unless two letters (ISO 3166-1 alpha-2)."""
     code = text.strip().upper()
     if len(code) != 2 or not code.isascii() or not code.isalpha():
-        raise ValueError(f"--country {text!r}: give a two-letter country code such as KE")
+        raise ConfigError(f"--country {text!r}: give a two-letter country code such as KE",
+                          "--country")
     return code
 
 

@@ -16,8 +16,8 @@ import requests
 
 import cli
 from results.store import Store
-from services.collection import Collection
-from services.collector import CollectorConfig, make_server
+from services.collector_intake import Collection
+from services.collector_server import CollectorConfig, make_server
 from services.events import events
 from services.evidence import export_evidence
 from services.submit import pending_runs, submit

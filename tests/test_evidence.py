@@ -197,6 +197,15 @@ def test_the_custody_log_is_a_chain(store: Store) -> None:
     assert [p.subject for p in verify(store).problems] == ["custody 2"]
 
 
+def test_the_custody_log_reads_back_one_action(store: Store) -> None:
+    custody.log(store, "analysis", {"runs": [1]}, {"chain_head": store.head()})
+    custody.log(store, "export", {"runs": [2]}, {"bundle": "0" * 64})
+    assert [e["details"] for e in custody.read(store, "export")] == [{"runs": [2]}]
+    assert [e["action"] for e in custody.read(store)] == ["collection"] * 3 + [
+        "analysis", "export"]
+    assert custody.read(store, "import") == []
+
+
 def test_verifying_is_logged(store: Store) -> None:
     report = verify_database(store)
     assert report.ok, report.problems

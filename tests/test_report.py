@@ -172,7 +172,7 @@ def test_exhibits_cite_every_measurement_with_its_record_hash(case: Case, tmp_pa
         assert row is not None
         assert f"<td>{mid}</td>" in exhibits
         assert row["record_sha256"] in exhibits
-    control_hash = service._control_sha256(case.store, case.ids["dns"])
+    control_hash = case.store.control_sha256(case.ids["dns"])
     assert control_hash and control_hash in exhibits
     assert "2025-01-02T03:04:05.123456Z" in exhibits
     assert case.store.head() in html  # the chain's head, stated in the methodology

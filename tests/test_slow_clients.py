@@ -23,8 +23,8 @@ import pytest
 
 from probes.config import ProbeConfig, Timeouts
 from results.store import Store
-from services.collector import CollectorConfig
-from services.collector import make_server as make_collector
+from services.collector_server import CollectorConfig
+from services.collector_server import make_server as make_collector
 from services.evidence import export_evidence
 from services.helper_server import HelperConfig
 from services.helper_server import make_server as make_helper

@@ -544,9 +544,9 @@ def test_measurement_filters(store: Store) -> None:
 
 
 def test_iter_rows_pages_through_many(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
-    import results.store
+    import results.store_queries
 
-    monkeypatch.setattr(results.store, "_PAGE", 3)
+    monkeypatch.setattr(results.store_queries, "_PAGE", 3)
     run = store.begin_run(VANTAGE, CONFIG)
     made = [store.add_measurement(run, make_measurement(f"https://s{i}.example/"))
             for i in range(7)]

@@ -12,7 +12,7 @@ Protocol, version 1 (the client is `services.submit`):
     Other errors are {"error": "one line"}: 401 (token), 404, 408 (body too slow), 411 (no
     Content-Length), 413 (body too big), 500, 503 (busy, with Retry-After).
 
-Every bundle is checked in full before it is kept (`services.collection`), at most
+Every bundle is checked in full before it is kept (`services.collector_intake`), at most
 `max_concurrent_requests` at a time: checking is CPU work. The collector logs one line per
 request, without the client's address. Reading the collection (events across probes) is done
 where it lies, with `netvigil collector events --dir DIR`: the HTTP side accepts, it does not
@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.errors import BundleRejected, RequestError
-from services.collection import Collection
+from core.errors import BundleRejected, ConfigError, RequestError
+from services.collector_intake import Collection
 from services.http_base import RETRY_AFTER, BoundedServer, JSONHandler
 from services.http_base import serve as serve_http
 
@@ -57,7 +57,7 @@ class CollectorConfig:
                      "max_connections_per_address", "io_timeout", "head_deadline",
                      "body_deadline"):
             if not getattr(self, name) > 0:
-                raise ValueError(f"{name} must be positive, not {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be positive, not {getattr(self, name)!r}", name)
 
 
 class _Handler(JSONHandler):
