@@ -1,90 +1,110 @@
-"""The `netvigil` command: parse arguments, call one library function, print the result.
+"""The `netvigil` command: declare the arguments, call one library function, print the result.
 
-Results go to stdout (a table for people, or JSON with `--json` for scripts); progress, notices
-and errors go to stderr. Bad input ends with a one-line error and exit status 2.
+Everything else lives below: `services.settings` builds the configuration from the arguments and
+the NETVIGIL_* environment, `services.actions*` do the work, `presentation.console` prints
+(a table for people or JSON with `--json` on stdout; progress, notices and errors on stderr).
+`main` maps the exception tree (`core.errors`) to one line on stderr and an exit status: 2 for
+bad input, 1 for the rest.
+
+Library modules are imported inside each command, so that `netvigil --help` stays fast.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import ipaddress
-import json
-import os
 import sys
-import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
-
-from analysis.fingerprints import Fingerprints
-from core.errors import ConfigError, TargetError
+from core.errors import ConfigError, NetvigilError
 from core.verdicts import BLOCKED, DOWN, INSUFFICIENT, OK
-from ooni.fingerprints import load_fingerprints
-from probes.config import ProbeConfig, Timeouts
-from probes.dns import parse_resolver
-from probes.ipasn import check_table
-from probes.runner import Limits
-from results.export import export_csv, export_jsonl, export_ooni
-from results.store import Store
-from services import campaign, consent, monitor
-from services.events import events as find_events
-from services.events import points as event_points
-from services.events import reachability_bins
-from services.ooni_tools import classify_files, import_files
-from services.reanalyse import reanalyse
-from services.vantage import NetworkOptions, parse_asn, parse_country
-from targets.catalogue import load_catalogue
-from targets.loaders import load_targets
+from presentation import views
+from presentation.console import Output
+from services.settings import (
+    ENV_COLLECTOR,
+    ENV_COLLECTOR_TOKEN,
+    ENV_HELPER,
+    ENV_HELPER_TOKEN,
+    Settings,
+    default_db,
+)
 
-err = Console(stderr=True)
-out = Console()
-
-_ORDER = {BLOCKED: 0, DOWN: 1, INSUFFICIENT: 2, OK: 3}
-_STYLE = {BLOCKED: "bold red", DOWN: "yellow", INSUFFICIENT: "dim", OK: "green"}
+Handler = Callable[[argparse.Namespace, Settings, Output], int]
+#: A command whose action word may be left out: `netvigil measurements --run 3` lists.
+DEFAULT_ACTIONS = {"measurements": "list"}
 
 
-def _tsa_options(parser: argparse.ArgumentParser, when: str) -> None:
-    parser.add_argument("--tsa", metavar="URL",
-                        help=f"{when}send run heads not yet stamped to this RFC 3161 "
-                             "time-stamping authority (only a hash is sent; heads stay queued "
-                             "while it cannot be reached)")
-    parser.add_argument("--tsa-root", type=Path, metavar="PEMFILE",
-                        help="the authority's root certificate, when its answers carry only its "
-                             "own")
-    parser.add_argument("--tsa-timeout", type=float, default=10.0, metavar="S",
-                        help="seconds to wait for the authority (default 10)")
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is a ConfigError: one line, exit 2, through `main`."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.partition(" ")[2]  # "netvigil evidence" -> "evidence"
+        raise ConfigError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
 
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def _parser() -> argparse.ArgumentParser:
-    fmt = argparse.RawDescriptionHelpFormatter
-    p = argparse.ArgumentParser(
-        prog="netvigil",
+def _command(sub: argparse._SubParsersAction[_Parser], name: str, help: str,
+             examples: Sequence[str], parents: Sequence[_Parser] = (),
+             handler: Handler | None = None, description: str | None = None) -> _Parser:
+    """A (sub)command with its help, examples and, for a leaf, the handler that runs it."""
+    parser: _Parser = sub.add_parser(name, help=help, parents=list(parents),
+                                     description=description or help[:1].upper() + help[1:] + ".",
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=_examples(*examples))
+    if handler is not None:
+        parser.set_defaults(handler=handler)
+    return parser
+
+
+def _actions(parser: _Parser) -> argparse._SubParsersAction[_Parser]:
+    return parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+
+def _flag_parent(*flags: tuple[str, dict[str, object]]) -> _Parser:
+    parent = _Parser(add_help=False)
+    for name, options in flags:
+        parent.add_argument(name, **options)  # type: ignore[arg-type]
+    return parent
+
+
+def _parser() -> _Parser:
+    p = _Parser(
+        prog="netvigil", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure Internet blocking and shutdowns from this vantage point.",
-        formatter_class=fmt,
-        epilog=_examples(
-            "netvigil run --accept-risks",
-            "netvigil run --targets telegram signal --json > run.json",
-            "netvigil measurements --verdict blocked",
-        ),
+        epilog=_examples("netvigil run --accept-risks",
+                         "netvigil run --targets telegram signal --json > run.json",
+                         "netvigil measurements --verdict blocked"),
     )
-    p.add_argument("--db", type=Path, help="SQLite database (default: %(default)s)",
-                   default=Store.default_path())
+    p.add_argument("--db", type=Path, default=default_db(),
+                   help="SQLite database (default: %(default)s)")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
     # --db is accepted before or after the command (`netvigil analyze --db lab.db`).
-    db = argparse.ArgumentParser(add_help=False)
-    db.add_argument("--db", type=Path, default=argparse.SUPPRESS, help="SQLite database")
+    db = _flag_parent(("--db", {"type": Path, "default": argparse.SUPPRESS,
+                                "help": "SQLite database"}))
+    js = _flag_parent(("--json", {"action": "store_true", "help": "JSON on stdout, for scripts"}))
+    window = _flag_parent(
+        ("--since", {"metavar": "TIME", "help": "ISO 8601, UTC unless it says otherwise"}),
+        ("--until", {"metavar": "TIME"}))
+    ranges = _flag_parent(("--public-range", {"action": "append", "default": [], "metavar": "CIDR",
+                                              "help": "count addresses in CIDR as public (labs)"}))
+    prints = _flag_parent(("--fingerprints", {"action": "append", "default": [], "metavar": "PATH",
+                                              "help": "blockpage/DNS fingerprints: an OONI-format "
+                                                      "CSV or a folder of them"}))
+    judge = _Parser(add_help=False, parents=[ranges, prints])
+    _measuring(sub, db, js, judge)
+    _stored(sub, db, js, window, judge, prints)
+    _evidence(sub, db, js, window, judge)
+    _remote(sub, db, js, window, ranges)
+    return p
 
-    # The campaign options, shared by `run` and `monitor`.
-    c = argparse.ArgumentParser(add_help=False)
+
+def _campaign_options(judge: _Parser) -> _Parser:
+    """The options of `run` and `monitor`."""
+    c = _Parser(add_help=False, parents=[judge])
     c.add_argument("--targets", nargs="+", metavar="T",
                    help="platform names, category:NAME, URLs, domains or files (txt, CSV, TOML)")
     c.add_argument("--resolver", action="append", metavar="IP[:PORT]",
@@ -93,7 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--dns-over-tcp", action="store_true", help="query resolvers over TCP")
     c.add_argument("--ca-bundle", metavar="PEM", help="verify certificates against this bundle")
     c.add_argument("--helper", metavar="URL",
-                   help="test helper that measures the control (default: $NETVIGIL_HELPER)")
+                   help=f"test helper that measures the control (default: ${ENV_HELPER}; "
+                        f"token: ${ENV_HELPER_TOKEN})")
     c.add_argument("--asn", metavar="AS64500",
                    help="declare this network's AS number (recorded with each run)")
     c.add_argument("--isp", metavar="NAME", help="declare this network's ISP name")
@@ -108,75 +129,87 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("--timeout", type=float, metavar="S",
                    help="scale every step's timeout so a TCP connect gets S seconds")
     c.add_argument("--no-ipv6", action="store_true", help="skip AAAA queries and IPv6 addresses")
-    c.add_argument("--public-range", action="append", default=[], metavar="CIDR",
-                   help="count addresses in CIDR as public (test labs)")
-    c.add_argument("--fingerprints", action="append", default=[], metavar="PATH",
-                   help="blockpage/DNS fingerprints: an OONI-format CSV or a folder of them")
     c.add_argument("--no-system-resolver", action="store_true",
                    help="only query the --resolver servers, not getaddrinfo (closed test networks)")
     c.add_argument("--no-netcheck", action="store_true",
                    help="skip the local network checks (offline tests)")
     c.add_argument("--accept-risks", action="store_true", help="accept the risk notice")
-    r = sub.add_parser(
-        "run", parents=[db, c], help="measure targets and store the results",
-        formatter_class=fmt,
-        description="Run one campaign: DNS, TCP, TLS and HTTP to every target; store and judge.",
-        epilog=_examples(
-            "netvigil run                       # the bundled platform catalogue",
-            "netvigil run --targets whatsapp https://example.org/ --resolver 9.9.9.9",
-            "netvigil run --targets ir.csv --concurrency 32 --json",
-            "netvigil run --asn AS64500 --isp 'Example Telecom' --country KE",
-            "netvigil run --helper https://th.example/ --asn-table ip2asn-combined.tsv.gz",
-        ),
-    )
-    r.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    return c
 
-    mo = sub.add_parser(
-        "monitor", parents=[db, c], formatter_class=fmt,
-        help="run campaigns on a schedule until stopped (unattended probes)",
+
+def _tsa_options(parser: argparse.ArgumentParser, when: str, required: bool = False) -> None:
+    parser.add_argument("--tsa", metavar="URL", required=required,
+                        help=f"{when}send run heads not yet stamped to this RFC 3161 "
+                             "time-stamping authority (only a hash is sent; heads stay queued "
+                             "while it cannot be reached)")
+    parser.add_argument("--tsa-root", type=Path, metavar="PEMFILE",
+                        help="the authority's root certificate, when its answers carry only its "
+                             "own")
+    parser.add_argument("--tsa-timeout", type=float, default=10.0, metavar="S",
+                        help="seconds to wait for the authority (default 10)")
+
+
+def _measuring(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser,
+               judge: _Parser) -> None:
+    c = _campaign_options(judge)
+    _command(sub, "run", "measure targets and store the results", parents=[db, c, js],
+             description="Run one campaign: DNS, TCP, TLS and HTTP to every target; store and "
+                         "judge.",
+             examples=["netvigil run                       # the bundled platform catalogue",
+                       "netvigil run --targets whatsapp https://example.org/ --resolver 9.9.9.9",
+                       "netvigil run --targets ir.csv --concurrency 32 --json",
+                       "netvigil run --asn AS64500 --isp 'Example Telecom' --country KE",
+                       "netvigil run --helper https://th.example/ --asn-table "
+                       "ip2asn-combined.tsv.gz"],
+             handler=cmd_run)
+    mo = _command(
+        sub, "monitor", "run campaigns on a schedule until stopped (unattended probes)",
+        parents=[db, c], handler=cmd_monitor,
         description="Repeat the campaign every DURATION (start to start), each wait moved at "
-        "random by up to --jitter, until SIGTERM or Ctrl-C (the run in progress is kept and "
-        "marked interrupted) or --max-runs. One line per run on stderr.",
-        epilog=_examples(
-            "netvigil monitor --every 15m --jitter 2m --accept-risks",
-            "netvigil monitor --every 1h --max-runs 24 --targets telegram signal",
-            "netvigil monitor --every 15m --tsa https://tsa.example/tsr --tsa-root root.pem",
-        ),
-    )
-    mo.add_argument("--every", type=_duration, required=True, metavar="DURATION",
+                    "random by up to --jitter, until SIGTERM or Ctrl-C (the run in progress is "
+                    "kept and marked interrupted) or --max-runs. One line per run on stderr.",
+        examples=["netvigil monitor --every 15m --jitter 2m --accept-risks",
+                  "netvigil monitor --every 1h --max-runs 24 --targets telegram signal",
+                  "netvigil monitor --every 15m --tsa https://tsa.example/tsr --tsa-root root.pem"])
+    mo.add_argument("--every", required=True, metavar="DURATION",
                     help="time between the starts of two runs: 90s, 15m, 1h30m")
-    mo.add_argument("--jitter", type=_duration, default=0.0, metavar="DURATION",
+    mo.add_argument("--jitter", metavar="DURATION",
                     help="move each wait by up to +-DURATION at random (default: none)")
     mo.add_argument("--max-runs", type=int, metavar="N",
                     help="stop after N runs (default: until stopped)")
     _tsa_options(mo, "after each run, ")
     mo.add_argument("--collector", metavar="URL",
-                    help="after each run, send ended runs to this collector (default: "
-                         "$NETVIGIL_COLLECTOR; token: $NETVIGIL_COLLECTOR_TOKEN)")
+                    help=f"after each run, send ended runs to this collector (default: "
+                         f"${ENV_COLLECTOR}; token: ${ENV_COLLECTOR_TOKEN})")
 
-    t = sub.add_parser("targets", help="show the bundled catalogue", formatter_class=fmt,
-                       epilog=_examples("netvigil targets list", "netvigil targets list --json"))
-    t.add_argument("action", choices=["list"])
-    t.add_argument("--json", action="store_true")
 
-    m = sub.add_parser("measurements", parents=[db], help="list stored measurements, or show one",
-                       formatter_class=fmt, epilog=_examples(
-                           "netvigil measurements --run 3 --verdict blocked",
-                           "netvigil measurements show 42 --json"))
-    m.add_argument("action", nargs="?", choices=["list", "show"], default="list")
-    m.add_argument("id", nargs="?", type=int)
-    m.add_argument("--run", type=int)
-    m.add_argument("--target")
-    m.add_argument("--verdict", choices=[OK, BLOCKED, DOWN, INSUFFICIENT])
-    m.add_argument("--limit", type=int, default=200)
-    m.add_argument("--json", action="store_true")
+def _stored(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, window: _Parser,
+            judge: _Parser, prints: _Parser) -> None:
+    t = _actions(_command(sub, "targets", "show the bundled catalogue",
+                          examples=["netvigil targets list", "netvigil targets list --json"]))
+    _command(t, "list", "list the bundled platforms", parents=[js], handler=cmd_targets_list,
+             examples=["netvigil targets list --json"])
 
-    x = sub.add_parser("export", parents=[db], help="write measurements as JSONL or CSV",
-                       formatter_class=fmt,
-                       epilog=_examples("netvigil export --format csv --out runs.csv",
-                                        "netvigil export --format jsonl --run 3 > run3.jsonl",
-                                        "netvigil export --format ooni --out ooni.jsonl",
-                                        "netvigil export --format parquet --out m.parquet"))
+    m = _actions(_command(sub, "measurements", "list stored measurements, or show one",
+                          examples=["netvigil measurements --run 3 --verdict blocked",
+                                    "netvigil measurements show 42 --json"]))
+    ml = _command(m, "list", "list stored measurements (the default action)", parents=[db, js],
+                  handler=cmd_measurements_list,
+                  examples=["netvigil measurements list --run 3 --verdict blocked"])
+    ml.add_argument("--run", type=int)
+    ml.add_argument("--target")
+    ml.add_argument("--verdict", choices=[OK, BLOCKED, DOWN, INSUFFICIENT])
+    ml.add_argument("--limit", type=int, default=200)
+    ms = _command(m, "show", "one measurement with every observation", parents=[db, js],
+                  handler=cmd_measurements_show, examples=["netvigil measurements show 42"])
+    ms.add_argument("id", type=int, metavar="ID")
+
+    x = _command(sub, "export", "write measurements as JSONL, CSV, OONI or Parquet",
+                 parents=[db], handler=cmd_export,
+                 examples=["netvigil export --format csv --out runs.csv",
+                           "netvigil export --format jsonl --run 3 > run3.jsonl",
+                           "netvigil export --format ooni --out ooni.jsonl",
+                           "netvigil export --format parquet --out m.parquet"])
     x.add_argument("--format", choices=["jsonl", "csv", "ooni", "parquet"], default="jsonl",
                    help="jsonl (every observation), csv (one row each), ooni (web_connectivity), "
                         "parquet (one typed row each, with the run's network and vantage; "
@@ -184,132 +217,124 @@ def _parser() -> argparse.ArgumentParser:
     x.add_argument("--run", type=int)
     x.add_argument("--out", type=Path, help="file to write (default: stdout)")
 
-    a = sub.add_parser("analyze", parents=[db], help="recompute verdicts for stored runs",
-                       formatter_class=fmt,
-                       epilog=_examples(
-                           "netvigil --db lab.db analyze --public-range 198.18.0.0/15"))
+    a = _command(sub, "analyze", "recompute verdicts for stored runs", parents=[db, judge, js],
+                 handler=cmd_analyze,
+                 examples=["netvigil --db lab.db analyze --public-range 198.18.0.0/15"])
     a.add_argument("--run", type=int)
-    a.add_argument("--public-range", action="append", default=[], metavar="CIDR")
-    a.add_argument("--fingerprints", action="append", default=[], metavar="PATH")
-    a.add_argument("--json", action="store_true")
-    e = sub.add_parser(
-        "events", parents=[db], help="blocking and outage events over time",
-        formatter_class=fmt,
-        description="Group stored verdicts into events: what, where, from when to when, how.",
-        epilog=_examples(
-            "netvigil events",
-            "netvigil events --since 2026-11-01 --kind outage --json",
-            "netvigil events --target telegram.org",
-        ),
-    )
-    _window(e)
+
+    e = _command(sub, "events", "blocking and outage events over time",
+                 parents=[db, window, js], handler=cmd_events,
+                 description="Group stored verdicts into events: what, where, from when to "
+                             "when, how.",
+                 examples=["netvigil events",
+                           "netvigil events --since 2026-11-01 --kind outage --json",
+                           "netvigil events --target telegram.org"])
     e.add_argument("--target", metavar="URL|HOST")
     e.add_argument("--kind", choices=["blocking", "outage"])
-    e.add_argument("--json", action="store_true")
 
-    pl = sub.add_parser(
-        "plot", parents=[db], help="timeline and reachability plots (PNG or SVG)",
-        formatter_class=fmt,
-        epilog=_examples(
-            "netvigil plot timeline --out timeline.png",
-            "netvigil plot timeline --since 2026-11-01 --target x.com --out x.svg",
-            "netvigil plot reachability --out reach.png",
-        ),
-    )
-    pl.add_argument("kind", choices=["timeline", "reachability"])
-    pl.add_argument("--out", type=Path, required=True, metavar="FILE.png|FILE.svg")
-    _window(pl)
-    pl.add_argument("--target", metavar="URL|HOST")
-    pl.add_argument("--title")
+    pl = _actions(_command(sub, "plot", "timeline and reachability plots (PNG or SVG)",
+                           examples=["netvigil plot timeline --out timeline.png",
+                                     "netvigil plot reachability --out reach.png"]))
+    out = _flag_parent(("--out", {"type": Path, "required": True,
+                                  "metavar": "FILE.png|FILE.svg"}))
+    tl = _command(pl, "timeline", "measurements and events over time, a row per target",
+                  parents=[db, window, out], handler=cmd_plot_timeline,
+                  examples=["netvigil plot timeline --out timeline.png",
+                            "netvigil plot timeline --since 2026-11-01 --target x.com --out x.svg"])
+    tl.add_argument("--target", metavar="URL|HOST")
+    tl.add_argument("--title")
+    _command(pl, "reachability", "the reachable share per network over time",
+             parents=[db, window, out], handler=cmd_plot_reachability,
+             examples=["netvigil plot reachability --since 2026-11-01 --out reach.png"])
 
-    v = sub.add_parser(
-        "verify", parents=[db], formatter_class=fmt,
-        help="check every hash, link, signature and derived row of a database",
-        description="Exit 0 when everything holds; otherwise exit 1 and name what fails.",
-        epilog=_examples("netvigil verify", "netvigil verify --db lab.db --public-range "
-                         "198.18.0.0/15 --json"),
-    )
-    v.add_argument("--no-reclassify", action="store_true",
-                   help="do not judge the verdicts again (hashes, signatures and rows only)")
-    v.add_argument("--public-range", action="append", default=[], metavar="CIDR")
-    v.add_argument("--fingerprints", action="append", default=[], metavar="PATH")
-    v.add_argument("--json", action="store_true")
+    o = _actions(_command(
+        sub, "ooni", "classify or import OONI measurement files",
+        description="Read OONI measurements (.json, .jsonl, .gz, or folders of them).",
+        examples=["netvigil ooni classify 2024-*.jsonl.gz --fingerprints ./fingerprints/",
+                  "netvigil ooni import ./ooni-data/ --db research.db"]))
+    files = _Parser(add_help=False, parents=[prints, js])
+    files.add_argument("files", nargs="+", metavar="FILE")
+    _command(o, "classify", "our verdict beside OONI's, for each measurement",
+             parents=[db, files], handler=cmd_ooni_classify,
+             examples=["netvigil ooni classify measurement.json --json"])
+    _command(o, "import", "store OONI measurements as runs", parents=[db, files],
+             handler=cmd_ooni_import, examples=["netvigil ooni import ./ooni-data/ --db r.db"])
 
-    ev = sub.add_parser(
-        "evidence", parents=[db], formatter_class=fmt,
-        help="export an evidence bundle, or verify one without the database",
-        epilog=_examples(
-            "netvigil evidence export --since 2026-11-01 --until 2026-11-08 --out case.zip",
-            "netvigil evidence export --event 3f2a9c0d1e4b5a67 --out event.zip",
-            "netvigil evidence verify case.zip",
-            "netvigil evidence custody --json",
-            "netvigil evidence timestamp --tsa https://tsa.example/tsr --tsa-root tsa-root.pem",
-        ),
-    )
-    ev.add_argument("action", choices=["export", "verify", "custody", "timestamp"])
-    ev.add_argument("bundle", nargs="?", type=Path, metavar="FILE.zip", help="for verify")
-    ev.add_argument("--out", type=Path, metavar="FILE.zip", help="for export")
-    ev.add_argument("--event", metavar="ID")
-    ev.add_argument("--run", type=int, action="append", metavar="N")
-    _tsa_options(ev, "for timestamp: ")
-    _window(ev)
-    ev.add_argument("--json", action="store_true")
-
-    k = sub.add_parser(
-        "key", parents=[db], formatter_class=fmt, help="show or rotate the signing key",
-        description="The key that signs each run carries no identity; publish its id so others "
-                    "can tell your signatures from a forger's.",
-        epilog=_examples("netvigil key show", "netvigil key rotate"),
-    )
-    k.add_argument("action", choices=["show", "rotate"])
-    k.add_argument("--json", action="store_true")
-
-    rp = sub.add_parser(
-        "report", parents=[db], formatter_class=fmt,
-        help="write an evidence report for lawyers (HTML or PDF)",
-        description="An expert-report layout: findings with what, where, when, how, how sure, "
-                    "the controls that rule out a local fault, and exhibits with record hashes.",
-        epilog=_examples(
-            "netvigil report --since 2026-11-01 --until 2026-11-30 --out case.pdf",
-            "netvigil report --event 3f2a9c0d1e4b5a67 --out event.html --redact-vantage",
-        ),
-    )
+    rp = _command(sub, "report", "write an evidence report for lawyers (HTML or PDF)",
+                  parents=[db, window], handler=cmd_report,
+                  description="An expert-report layout: findings with what, where, when, how, "
+                              "how sure, the controls that rule out a local fault, and exhibits "
+                              "with record hashes.",
+                  examples=["netvigil report --since 2026-11-01 --until 2026-11-30 --out case.pdf",
+                            "netvigil report --event 3f2a9c0d1e4b5a67 --out event.html "
+                            "--redact-vantage"])
     rp.add_argument("--event", metavar="ID", help="one event (see netvigil events)")
-    _window(rp)
     rp.add_argument("--out", type=Path, required=True, metavar="FILE.html|FILE.pdf")
     rp.add_argument("--redact-vantage", action="store_true",
                     help="leave out the vantage point's network (ASN, ISP, resolver addresses)")
     rp.add_argument("--lang", default="en", help="report language (a catalogue in "
                     "presentation/locale)")
 
-    o = sub.add_parser(
-        "ooni", parents=[db], help="classify or import OONI measurement files",
-        formatter_class=fmt,
-        description="Read OONI measurements (.json, .jsonl, .gz, or folders of them).",
-        epilog=_examples(
-            "netvigil ooni classify 2024-*.jsonl.gz --fingerprints ./fingerprints/",
-            "netvigil ooni classify measurement.json --json",
-            "netvigil ooni import ./ooni-data/ --db research.db",
-        ),
-    )
-    o.add_argument("action", choices=["classify", "import"])
-    o.add_argument("files", nargs="+", metavar="FILE")
-    o.add_argument("--fingerprints", action="append", default=[], metavar="PATH")
-    o.add_argument("--json", action="store_true")
 
-    su = sub.add_parser(
-        "submit", parents=[db], formatter_class=fmt,
-        help="send ended runs to a collector, as evidence bundles",
+def _evidence(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser,
+              window: _Parser, judge: _Parser) -> None:
+    v = _command(sub, "verify", "check every hash, link, signature and derived row of a database",
+                 parents=[db, judge, js], handler=cmd_verify,
+                 description="Exit 0 when everything holds; otherwise exit 1 and name what fails.",
+                 examples=["netvigil verify", "netvigil verify --db lab.db --public-range "
+                                              "198.18.0.0/15 --json"])
+    v.add_argument("--no-reclassify", action="store_true",
+                   help="do not judge the verdicts again (hashes, signatures and rows only)")
+
+    ev = _actions(_command(
+        sub, "evidence", "export an evidence bundle, or verify one without the database",
+        examples=["netvigil evidence export --since 2026-11-01 --until 2026-11-08 --out case.zip",
+                  "netvigil evidence verify case.zip",
+                  "netvigil evidence custody --json",
+                  "netvigil evidence timestamp --tsa https://tsa.example/tsr"]))
+    ex = _command(ev, "export", "write a bundle of signed records, for one event, runs or a window",
+                  parents=[db, window, js], handler=cmd_evidence_export,
+                  examples=["netvigil evidence export --since 2026-11-01 --out case.zip",
+                            "netvigil evidence export --event 3f2a9c0d1e4b5a67 --out event.zip",
+                            "netvigil evidence export --run 3 --run 4 --out runs.zip"])
+    ex.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    ex.add_argument("--event", metavar="ID", help="one event (see netvigil events)")
+    ex.add_argument("--run", type=int, action="append", metavar="N", help="repeatable")
+    vb = _command(ev, "verify", "check a bundle on its own, without the database",
+                  parents=[db, js], handler=cmd_evidence_verify,
+                  examples=["netvigil evidence verify case.zip --json"])
+    vb.add_argument("bundle", type=Path, metavar="FILE.zip")
+    _command(ev, "custody", "who did what with the data, and when", parents=[db, js],
+             handler=cmd_evidence_custody, examples=["netvigil evidence custody --json"])
+    ts = _command(ev, "timestamp", "stamp run heads at an RFC 3161 authority", parents=[db, js],
+                  handler=cmd_evidence_timestamp,
+                  examples=["netvigil evidence timestamp --tsa https://tsa.example/tsr "
+                            "--tsa-root tsa-root.pem"])
+    _tsa_options(ts, "", required=True)
+
+    k = _actions(_command(
+        sub, "key", "show or rotate the signing key",
+        description="The key that signs each run carries no identity; publish its id so others "
+                    "can tell your signatures from a forger's.",
+        examples=["netvigil key show", "netvigil key rotate"]))
+    _command(k, "show", "the key's id and public key", parents=[db, js], handler=cmd_key_show,
+             examples=["netvigil key show --json"])
+    _command(k, "rotate", "retire the key and make a new one", parents=[db, js],
+             handler=cmd_key_rotate, examples=["netvigil key rotate"])
+
+
+def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, window: _Parser,
+            ranges: _Parser) -> None:
+    su = _command(
+        sub, "submit", "send ended runs to a collector, as evidence bundles", parents=[db, js],
+        handler=cmd_submit,
         description="Each ended run is sent once (the custody log remembers where it went); "
                     "runs a collector could not take stay pending for the next call. The "
-                    "token, if the collector wants one, comes from $NETVIGIL_COLLECTOR_TOKEN.",
-        epilog=_examples(
-            "netvigil submit --collector https://collector.example/",
-            "NETVIGIL_COLLECTOR_TOKEN=s3cret netvigil submit --collector http://10.0.0.5:8090 "
-            "--json",
-        ),
-    )
-    su.add_argument("--collector", metavar="URL", help="default: $NETVIGIL_COLLECTOR")
+                    f"token, if the collector wants one, comes from ${ENV_COLLECTOR_TOKEN}.",
+        examples=["netvigil submit --collector https://collector.example/",
+                  f"{ENV_COLLECTOR_TOKEN}=s3cret netvigil submit --collector "
+                  "http://10.0.0.5:8090 --json"])
+    su.add_argument("--collector", metavar="URL", help=f"default: ${ENV_COLLECTOR}")
     su.add_argument("--ca-bundle", metavar="PEM", help="verify the collector's certificate "
                     "against this bundle")
     su.add_argument("--runs-per-bundle", type=int, default=10, metavar="N",
@@ -317,710 +342,311 @@ def _parser() -> argparse.ArgumentParser:
                          "bundle too big)")
     su.add_argument("--timeout", type=float, default=60.0, metavar="S",
                     help="seconds to wait for the collector's answer to one bundle")
-    su.add_argument("--json", action="store_true")
 
-    co = sub.add_parser(
-        "collector", formatter_class=fmt,
-        help="run a collector for many probes' bundles, or read what it collected",
+    co = _actions(_command(
+        sub, "collector", "run a collector for many probes' bundles, or read what it collected",
         description="serve: accept evidence bundles over HTTP (each is verified in full before "
-                    "it is kept). events, status: read the collection folder, across probes.",
-        epilog=_examples(
-            "netvigil collector serve --listen 0.0.0.0:8090 --dir /srv/collection --token s3cret",
-            "netvigil collector events --dir /srv/collection --kind outage --since 2026-11-01",
-            "netvigil collector status --dir /srv/collection --json",
-            "netvigil collector plot --dir /srv/collection --chart reachability --out r.png",
-        ),
-    )
-    co.add_argument("action", choices=["serve", "events", "status", "plot"])
-    co.add_argument("--dir", type=Path, required=True, metavar="DIR",
-                    help="the collection folder (created when missing)")
-    co.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT")
-    co.add_argument("--token", action="append", default=[],
-                    help="for serve: accept this bearer token (repeatable; or "
-                         "NETVIGIL_COLLECTOR_TOKEN); none: anyone may submit")
-    co.add_argument("--allow-key", action="append", default=[], metavar="KEYID",
-                    help="for serve: accept only runs signed by these keys (repeatable)")
-    co.add_argument("--max-size", type=float, default=64.0, metavar="MIB",
-                    help="for serve: the largest bundle accepted (default 64 MiB)")
-    co.add_argument("--kind", choices=["blocking", "outage"], help="for events")
-    _window(co)
-    co.add_argument("--chart", choices=["timeline", "reachability"], default="timeline",
-                    help="for plot: measurements and events over time (default), or the "
-                         "reachable share per network")
-    co.add_argument("--out", type=Path, metavar="FILE.png|FILE.svg", help="for plot")
-    co.add_argument("--json", action="store_true")
+                    "it is kept). events, status, plot: read the collection folder, across "
+                    "probes.",
+        examples=["netvigil collector serve --listen 0.0.0.0:8090 --dir /srv/collection",
+                  "netvigil collector status --dir /srv/collection --json"]))
+    folder = _flag_parent(("--dir", {"type": Path, "required": True, "metavar": "DIR",
+                                     "help": "the collection folder"}))
+    cs = _command(co, "serve", "accept bundles over HTTP", parents=[folder],
+                  handler=cmd_collector_serve,
+                  examples=["netvigil collector serve --listen 0.0.0.0:8090 --dir "
+                            "/srv/collection --token s3cret"])
+    cs.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT")
+    cs.add_argument("--token", dest="tokens", action="append", default=[],
+                    help=f"accept this bearer token (repeatable; or ${ENV_COLLECTOR_TOKEN}); "
+                         "none: anyone may submit")
+    cs.add_argument("--allow-key", action="append", default=[], metavar="KEYID",
+                    help="accept only runs signed by these keys (repeatable)")
+    cs.add_argument("--max-size", type=float, default=64.0, metavar="MIB",
+                    help="the largest bundle accepted (default 64 MiB)")
+    ce = _command(co, "events", "events across every probe", parents=[folder, window, js],
+                  handler=cmd_collector_events,
+                  examples=["netvigil collector events --dir /srv/collection --kind outage "
+                            "--since 2026-11-01"])
+    ce.add_argument("--kind", choices=["blocking", "outage"])
+    _command(co, "status", "bundles, probes and networks collected", parents=[folder, js],
+             handler=cmd_collector_status,
+             examples=["netvigil collector status --dir /srv/collection --json"])
+    cp = _command(co, "plot", "a chart of the collection", parents=[folder, window],
+                  handler=cmd_collector_plot,
+                  examples=["netvigil collector plot --dir /srv/collection --chart reachability "
+                            "--out r.png"])
+    cp.add_argument("--chart", choices=["timeline", "reachability"], default="timeline",
+                    help="measurements and events over time (default), or the reachable share "
+                         "per network")
+    cp.add_argument("--out", type=Path, required=True, metavar="FILE.png|FILE.svg")
 
-    h = sub.add_parser(
-        "helper", help="run the test helper (a control on an uncensored network)",
-        formatter_class=fmt,
+    h = _actions(_command(
+        sub, "helper", "run the test helper (a control on an uncensored network)",
         description="Serve controls: measure the targets a probe sends, from this network.",
-        epilog=_examples(
-            "netvigil helper serve --listen 0.0.0.0:8080 --token s3cret",
-            "netvigil helper serve --listen 198.18.0.10:8080 --allow-private   # a test lab",
-        ),
-    )
-    h.add_argument("action", choices=["serve"])
-    h.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
-    h.add_argument("--resolver", metavar="IP[:PORT]", help="resolve with this server, not the "
-                   "system resolver")
-    h.add_argument("--token",
-                   help="require 'Authorization: Bearer TOKEN' (or NETVIGIL_HELPER_TOKEN)")
-    h.add_argument("--allow-private", action="store_true",
-                   help="also measure private, loopback and special-purpose addresses (labs only)")
-    h.add_argument("--public-range", action="append", default=[], metavar="CIDR")
-    return p
+        examples=["netvigil helper serve --listen 0.0.0.0:8080 --token s3cret"]))
+    hs = _command(h, "serve", "measure what probes send, from this network", parents=[ranges],
+                  handler=cmd_helper_serve,
+                  examples=["netvigil helper serve --listen 0.0.0.0:8080 --token s3cret",
+                            "netvigil helper serve --listen 198.18.0.10:8080 --allow-private"
+                            "   # a test lab"])
+    hs.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    hs.add_argument("--resolver", metavar="IP[:PORT]", help="resolve with this server, not the "
+                    "system resolver")
+    hs.add_argument("--token", dest="helper_token",
+                    help=f"require 'Authorization: Bearer TOKEN' (or ${ENV_HELPER_TOKEN})")
+    hs.add_argument("--allow-private", action="store_true",
+                    help="also measure private, loopback and special-purpose addresses (labs "
+                         "only)")
 
 
-def _duration(text: str) -> float:
-    try:
-        return monitor.parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+# --- one call into the library per action, then output -----------------------------------------
+
+def cmd_run(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_run, campaign
+
+    result = actions_run.run(s, out.ask, out.progress)
+    out.warning(views.control_warning(result.control))
+    out.show(result.to_dict(), lambda: views.run_view(
+        result, campaign.explain_network(result.network)))
+    return 0
 
 
-def _window(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--since", metavar="TIME", help="ISO 8601, UTC unless it says otherwise")
-    parser.add_argument("--until", metavar="TIME")
+def cmd_monitor(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_run
+
+    actions_run.watch(s, out.ask, out.log)
+    return 0
 
 
-def _networks(specs: Sequence[str]) -> tuple[Any, ...]:
-    nets = []
-    for spec in specs:
-        try:
-            nets.append(ipaddress.ip_network(spec, strict=False))
-        except ValueError as exc:
-            raise ConfigError(f"--public-range {spec}: {exc}") from None
-    return tuple(nets)
+def cmd_targets_list(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
+
+    found = actions.platforms()
+    out.show(views.targets_json(found), lambda: [views.targets_table(found)])
+    return 0
 
 
-def _fingerprints(specs: Sequence[str]) -> Fingerprints | None:
-    files: list[Path] = []
-    for spec in specs:
-        path = Path(spec)
-        if path.is_dir():
-            files += sorted(path.glob("*.csv"))
-        elif path.is_file():
-            files.append(path)
-        else:
-            raise ConfigError(f"--fingerprints {spec}: no such file or folder")
-    if not files:
-        return None
-    http: list[Any] = []
-    dns: list[Any] = []
-    for path in files:
-        try:
-            loaded = load_fingerprints(path, None)
-        except (OSError, ValueError) as exc:
-            raise ConfigError(str(exc)) from None
-        http += loaded.http
-        dns += loaded.dns
-    return Fingerprints(http=http, dns=dns)
+def cmd_measurements_list(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
+
+    rows = actions.measurements(s, args.run, args.target, args.verdict, args.limit)
+    out.show(rows, lambda: [views.measurements_table(rows)])
+    return 0
 
 
-def _probe_config(args: argparse.Namespace) -> ProbeConfig:
-    resolvers = tuple(args.resolver) if args.resolver else ProbeConfig().resolvers
-    for spec in resolvers:
-        try:
-            parse_resolver(spec)
-        except ValueError as exc:
-            raise ConfigError(f"--resolver {spec}: {exc}") from None
-    if args.ca_bundle and not Path(args.ca_bundle).is_file():
-        raise ConfigError(f"--ca-bundle {args.ca_bundle}: no such file")
-    timeouts = Timeouts()
-    if args.timeout:
-        scale = args.timeout / timeouts.tcp
-        # The listen window is not a timeout: it is how long a second (injected) answer may
-        # trail the first, a property of the censor's path, so it does not scale.
-        timeouts = Timeouts(**{k: v if k == "dns_listen" else v * scale
-                               for k, v in vars(timeouts).items()})
-    return ProbeConfig(
-        timeouts=timeouts, resolvers=resolvers, doh_url=args.doh,
-        dns_over_tcp=args.dns_over_tcp, ca_bundle=args.ca_bundle, ipv6=not args.no_ipv6,
-        system_resolver=not args.no_system_resolver,
-    )
+def cmd_measurements_show(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
 
-
-def _ensure_consent(args: argparse.Namespace) -> None:
-    if args.accept_risks:
-        consent.accept()
-        return
-    if consent.accepted():
-        return
-    err.print(consent.NOTICE)
-    if not sys.stdin.isatty():
-        raise ConfigError("risk notice not accepted: rerun with --accept-risks "
-                         f"or {consent.ENV_ACCEPT}=1")
-    answer = input("Type 'yes' to accept and continue: ").strip().lower()
-    if answer != "yes":
-        raise ConfigError("risk notice not accepted; nothing was measured")
-    consent.accept()
-
-
-def _campaign(args: argparse.Namespace) -> tuple[list[Any], campaign.CampaignOptions]:
-    try:
-        targets = load_targets(args.targets or [p.name for p in load_catalogue()])
-    except TargetError as exc:
-        raise ConfigError(str(exc)) from None
-    options = campaign.CampaignOptions(
-        config=_probe_config(args),
-        limits=Limits(args.concurrency, args.rate, args.per_host_rate),
-        public_ranges=_networks(args.public_range),
-        fingerprints=_fingerprints(args.fingerprints),
-        check_network=not args.no_netcheck,
-        helper_url=args.helper or os.environ.get("NETVIGIL_HELPER") or None,
-        helper_token=os.environ.get("NETVIGIL_HELPER_TOKEN"),
-        network=_network_options(args),
-    )
-    return targets, options
-
-
-def _network_options(args: argparse.Namespace) -> NetworkOptions | None:
-    """How runs name their network (--asn, --isp, --country, --asn-table), checked up front."""
-    try:
-        network = NetworkOptions(
-            asn=parse_asn(args.asn) if args.asn else None,
-            isp=" ".join(args.isp.split())[:200] if args.isp and args.isp.strip() else None,
-            country=parse_country(args.country) if args.country else None,
-            asn_table=args.asn_table,
-        )
-        if args.asn_table is not None:
-            check_table(args.asn_table)
-    except ValueError as exc:  # TableError included: it names the file and line
-        raise ConfigError(str(exc)) from None
-    if network == NetworkOptions():
-        return None
-    if network.asn_table is not None and not (args.helper or os.environ.get("NETVIGIL_HELPER")):
-        raise ConfigError("--asn-table needs a --helper to learn the public address; or declare "
-                         "the network with --asn, --isp and --country")
-    return network
-
-
-def cmd_run(args: argparse.Namespace) -> int:
-    targets, options = _campaign(args)
-    _ensure_consent(args)
-    with Store(args.db) as store, Progress(
-        TextColumn("measuring"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        TextColumn("{task.description}"), console=err, transient=True,
-    ) as bar:
-        task = bar.add_task("", total=len(targets))
-
-        def advance(m: Any) -> None:
-            bar.update(task, advance=1, description=m.target.hostname)
-
-        try:
-            result = asyncio.run(campaign.run(targets, store, options, advance))
-        except KeyboardInterrupt:
-            err.print("[yellow]interrupted:[/] every finished measurement is stored")
-            return 130
-    if result.control not in ("helper", "none"):
-        print(f"netvigil: warning: {result.control}; verdicts use weaker controls",
-              file=sys.stderr)
-    if args.json:
-        print(json.dumps(result.to_dict(), indent=2))
+    row = actions.measurement(s, args.id)
+    if s.as_json:
+        out.json(row)
     else:
-        _print_run(result)
+        out.text(views.describe(row))
     return 0
 
 
-def _print_run(result: campaign.CampaignResult) -> None:
-    if result.network == campaign.NETWORK_OK:
-        _print_table(result)
-    counts = ", ".join(f"{n} {k}" for k, n in sorted(_count(result)))
-    out.print(f"network: [bold]{result.network}[/] ({campaign.explain_network(result.network)})")
-    out.print(f"local check: {result.network_detail}")
-    out.print(f"verdicts: {counts or 'none'}; stored in run {result.run_id} "
-              f"(details: netvigil measurements --run {result.run_id})")
+def cmd_export(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
 
-
-def _print_table(result: campaign.CampaignResult) -> None:
-    table = Table(title=f"run {result.run_id}: {len(result.results)} targets")
-    for col in ("target", "verdict", "techniques", "reason"):
-        table.add_column(col, overflow="fold")
-    rows = sorted(result.results,
-                  key=lambda r: (_ORDER[r.verdict.verdict], r.measurement.target.url))
-    for r in rows:
-        v = r.verdict
-        table.add_row(r.measurement.target.url, f"[{_STYLE[v.verdict]}]{v.verdict}[/]",
-                      ",".join(v.techniques), v.reason)
-    out.print(table)
-
-
-def _count(result: campaign.CampaignResult) -> list[tuple[str, int]]:
-    counts: dict[str, int] = {}
-    for r in result.results:
-        counts[r.verdict.verdict] = counts.get(r.verdict.verdict, 0) + 1
-    return list(counts.items())
-
-
-def cmd_monitor(args: argparse.Namespace) -> int:
-    targets, options = _campaign(args)
-    try:
-        schedule = monitor.Schedule(args.every, args.jitter, args.max_runs)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    _ensure_consent(args)
-    stop = threading.Event()
-    steps: list[Any] = []
-    if args.tsa:  # stamp first, so the bundle sent next carries the tokens
-        from services.timestamps import stamp_pending
-
-        url, timeout, roots = args.tsa, args.tsa_timeout, _tsa_roots(args)
-        steps.append(lambda store: _stamp_line(
-            stamp_pending(store, url, timeout=timeout, roots_pem=roots)))
-    collector = args.collector or os.environ.get("NETVIGIL_COLLECTOR")
-    if collector:
-        from services.submit import submit
-
-        token = os.environ.get("NETVIGIL_COLLECTOR_TOKEN")
-        steps.append(lambda store: _submit_line(submit(store, collector, token=token)))
-
-    def after_run(store: Store) -> str | None:
-        return "; ".join(step(store) for step in steps) or None
-
-    restore = monitor.stop_on_signals(stop)
-    try:
-        monitor.monitor(targets, args.db, options, schedule, stop=stop,
-                        after_run=after_run if steps else None)
-    finally:
-        restore()
+    done = actions.export(s, args.format, args.out, out.stream, args.run)
+    if done:
+        out.message(done)
     return 0
 
 
-def cmd_targets(args: argparse.Namespace) -> int:
-    platforms = load_catalogue()
-    if args.json:
-        print(json.dumps([{"name": p.name, "category": p.category, "description": p.description,
-                           "endpoints": list(p.endpoints)} for p in platforms], indent=2))
-        return 0
-    table = Table(title=f"{len(platforms)} platforms")
-    for col in ("name", "category", "endpoints", "description"):
-        table.add_column(col, overflow="fold")
-    for p in platforms:
-        table.add_row(p.name, p.category, str(len(p.endpoints)), p.description)
-    out.print(table)
+def cmd_analyze(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
+
+    changed = actions.analyze(s, args.run)
+    out.show(changed, [views.line(views.analyze_line(changed))])
     return 0
 
 
-def cmd_measurements(args: argparse.Namespace) -> int:
-    with Store(args.db) as store:
-        if args.action == "show":
-            if args.id is None:
-                raise ConfigError("measurements show: give a measurement ID")
-            row = store.measurement(args.id)
-            if row is None:
-                raise ConfigError(f"measurement {args.id}: not found in {args.db}")
-            print(json.dumps(row, indent=2, default=str) if args.json else _describe(row))
-            return 0
-        rows = store.measurements(run_id=args.run, target=args.target, verdict=args.verdict,
-                                  limit=args.limit)
-    if args.json:
-        print(json.dumps(rows, indent=2, default=str))
-        return 0
-    table = Table(title=f"{len(rows)} measurements")
-    for col in ("id", "run", "started", "target", "verdict", "techniques", "reason"):
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        table.add_row(str(row["id"]), str(row["run_id"]), row["started"], row["target_url"],
-                      row["verdict"] or "", row["techniques"] or "", row["reason"] or "")
-    out.print(table)
+def cmd_events(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
+
+    found = actions.events(s, args.target, args.kind)
+    out.show([e.to_dict() for e in found], lambda: [views.events_table(found)])
     return 0
 
 
-def _describe(row: dict[str, Any]) -> str:
-    lines = [f"measurement {row['id']} (run {row['run_id']}): {row['target_url']}",
-             f"  started {row['started']}, {row['runtime']:.2f} s",
-             f"  verdict {row['verdict']} [{row['techniques'] or '-'}] {row['reason'] or ''}"]
-    for obs in row.get("observations", []):
-        step = obs.get("step", "?")
-        lines.append(f"  {obs['t0']:7.3f}s {step:4} {_what(step, obs)}  "
-                     f"[{obs.get('failure') or 'ok'}]")
-    return "\n".join(lines)
+def cmd_plot_timeline(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
 
-
-def _what(step: str, o: dict[str, Any]) -> str:
-    if step == "dns":
-        return (f"{o['engine']} {o['resolver'] or 'system'} {o['query_type']} {o['hostname']}"
-                f" -> {_answers(o)}")
-    if step == "tcp":
-        return f"connect {o['address']}:{o['port']}"
-    if step == "tls":
-        return (f"handshake {o['address']}:{o['port']} sni={o['sni']} ({o['purpose']}) "
-                f"{o.get('version') or ''}")
-    if step == "http":
-        return f"GET {o['url']} via {o['address']} -> {o.get('status')} {o.get('title') or ''}"
-    return step
-
-
-def _answers(obs: dict[str, Any]) -> str:
-    responses = obs.get("responses", [])
-    sets = [",".join(r.get("addresses", [])) or r.get("rcode", "?") for r in responses]
-    return " | ".join(sets) or "-"
-
-
-def cmd_export(args: argparse.Namespace) -> int:
-    if args.format == "parquet":
-        return _export_parquet(args)
-    writer = {"jsonl": export_jsonl, "csv": export_csv, "ooni": export_ooni}[args.format]
-    with Store(args.db) as store:
-        if args.out is None:
-            writer(store, sys.stdout, run_id=args.run)
-        else:
-            with open(args.out, "w", newline="", encoding="utf-8") as fh:
-                writer(store, fh, run_id=args.run)
-            err.print(f"wrote {args.out}")
+    out.message(actions.plot_timeline(s, args.out, args.target, args.title))
     return 0
 
 
-def _export_parquet(args: argparse.Namespace) -> int:
-    from results.export_parquet import export_parquet
+def cmd_plot_reachability(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
 
-    if args.out is None:
-        raise ConfigError("export --format parquet: give --out FILE.parquet (Parquet is binary)")
-    with Store(args.db) as store:
-        try:
-            rows = export_parquet(store, args.out, run_id=args.run)
-        except ImportError:
-            raise ConfigError("Parquet export needs pyarrow: pip install 'netvigil[parquet]'") \
-                from None
-    err.print(f"wrote {args.out} ({rows} measurements)")
+    out.message(actions.plot_reachability(s, args.out))
     return 0
 
 
-def cmd_analyze(args: argparse.Namespace) -> int:
-    with Store(args.db) as store:
-        changed = reanalyse(store, run_id=args.run, public_ranges=_networks(args.public_range),
-                            fingerprints=_fingerprints(args.fingerprints))
-    if args.json:
-        print(json.dumps(changed, indent=2))
-    else:
-        out.print(f"recomputed {changed['measurements']} verdicts in {changed['runs']} runs; "
-                  f"{changed['changed']} changed")
+def cmd_ooni_classify(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
+
+    rows = actions.ooni_classify(s, args.files)
+    out.show(rows, lambda: [views.ooni_table(rows)])
     return 0
 
 
-def cmd_events(args: argparse.Namespace) -> int:
-    with Store(args.db) as store:
-        try:
-            found = find_events(store, args.since, args.until, args.target, args.kind)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    return _print_events(found, args.json)
+def cmd_ooni_import(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
 
-
-def _print_events(found: Sequence[Any], as_json: bool) -> int:
-    if as_json:
-        print(json.dumps([e.to_dict() for e in found], indent=2))
-        return 0
-    table = Table(title=f"{len(found)} events")
-    for col in ("id", "kind", "targets", "network", "start (UTC)", "end (UTC)", "how",
-                "pattern", "confidence"):
-        table.add_column(col, overflow="fold")
-    for ev in found:
-        network = " ".join(x for x in (ev.asn, ev.country) if x) or ", ".join(ev.vantage_points)
-        pattern = f"{ev.pattern} {ev.window}" if ev.window else ev.pattern
-        table.add_row(ev.id, ev.kind, "\n".join(ev.targets), network, ev.start[:16],
-                      (ev.end or "ongoing")[:16], ", ".join(ev.outcomes or ev.techniques),
-                      pattern, f"{ev.confidence:.2f}")
-    out.print(table)
+    counts = actions.ooni_import(s, args.files)
+    out.show(counts, lambda: views.ooni_import_view(counts, s.db))
     return 0
 
 
-def _draw(out: Path | None, draw: Any) -> int:
-    """Write to `out` the chart `draw(presentation.plots, fmt)` returns, turning a missing
-    matplotlib or a bad value into a one-line error."""
-    if out is None or out.suffix.lower() not in (".png", ".svg"):
-        raise ConfigError(f"--out {out or ''}: use a .png or .svg file name")
-    try:
-        from presentation import plots
-        from presentation.plot_style import output_format
+def cmd_report(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions
 
-        image = draw(plots, output_format(out))
-    except ImportError:
-        raise ConfigError("plots need matplotlib: pip install 'netvigil[plot]'") from None
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    out.write_bytes(image)
-    err.print(f"wrote {out}")
+    path = actions.report(s, args.out, args.event, args.redact_vantage, args.lang)
+    out.message(f"wrote {path}")
     return 0
 
 
-def cmd_plot(args: argparse.Namespace) -> int:
-    with Store(args.db) as store:
-        if args.kind == "timeline":
-            return _draw(args.out, lambda plots, fmt: plots.plot_timeline(
-                event_points(store, args.since, args.until, args.target),
-                find_events(store, args.since, args.until, args.target), fmt, args.title))
-        return _draw(args.out, lambda plots, fmt: plots.plot_reachability(
-            reachability_bins(store, args.since, args.until), fmt))
-
-
-def _print_report(report: Any, as_json: bool, what: str) -> int:
-    if as_json:
-        print(json.dumps(report.to_dict(), indent=2))
-    else:
-        for problem in report.problems:
-            out.print(f"[red]FAIL[/] {problem}", highlight=False, markup=True)
-        for notice in report.notices:
-            out.print(f"note: {notice}", highlight=False)
-        counts = ", ".join(f"{n} {k}" for k, n in report.counts.items())
-        verdict = "[green]all holds[/]" if report.ok else f"[red]{len(report.problems)} problems[/]"
-        out.print(f"{what}: {verdict} ({counts})")
+def _verification(report: Any, what: str, out: Output) -> int:
+    """Exit 1 when anything fails."""
+    out.show(report.to_dict(), lambda: views.verification_view(report, what))
     return 0 if report.ok else 1
 
 
-def cmd_verify(args: argparse.Namespace) -> int:
-    from services.evidence import verify_database
+def cmd_verify(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_evidence
 
-    with Store(args.db) as store:
-        report = verify_database(store, reclassify=not args.no_reclassify,
-                                 public_ranges=_networks(args.public_range),
-                                 fingerprints=_fingerprints(args.fingerprints))
-    return _print_report(report, args.json, str(args.db))
+    return _verification(actions_evidence.verify(s, not args.no_reclassify), str(s.db), out)
 
 
-def cmd_evidence(args: argparse.Namespace) -> int:
-    from services.evidence import check_bundle, custody_log, export_evidence
+def cmd_evidence_verify(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_evidence
 
-    if args.action == "verify":
-        if args.bundle is None:
-            raise ConfigError("evidence verify: give the bundle, e.g. netvigil evidence verify "
-                             "case.zip")
-        return _print_report(check_bundle(args.bundle), args.json, str(args.bundle))
-    with Store(args.db) as store:
-        if args.action == "timestamp":
-            return _timestamp(store, args)
-        if args.action == "custody":
-            entries = custody_log(store)
-            if args.json:
-                print(json.dumps(entries, indent=2, default=str))
-            else:
-                for e in entries:
-                    out.print(f"{e['time']}  {e['action']:10} {json.dumps(e['details'])}",
-                              highlight=False, markup=False)
-            return 0
-        if args.out is None:
-            raise ConfigError("evidence export: --out FILE.zip is required")
-        measurement_ids = None
-        if args.event:
-            found = [e for e in find_events(store, args.since, args.until) if e.id == args.event]
-            if not found:
-                raise ConfigError(f"--event {args.event}: no such event (see netvigil events)")
-            measurement_ids = list(found[0].measurement_ids)
-        try:
-            summary = export_evidence(store, args.out, run_ids=args.run, since=args.since,
-                                      until=args.until, measurement_ids=measurement_ids)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-    if args.json:
-        print(json.dumps(summary, indent=2, default=str))
+    return _verification(actions_evidence.check_bundle(args.bundle), str(args.bundle), out)
+
+
+def cmd_evidence_export(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_evidence
+
+    summary = actions_evidence.export(s, args.out, args.event, args.run)
+    if s.as_json:
+        out.json(summary)
     else:
-        err.print(f"wrote {args.out}")
+        out.message(f"wrote {args.out}")
     return 0
 
 
-def _tsa_roots(args: argparse.Namespace) -> bytes | None:
-    """The --tsa-root file's certificates, checked before anything is sent."""
-    from cryptography import x509
+def cmd_evidence_custody(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_evidence
 
-    if args.tsa_root is None:
-        return None
-    try:
-        pem = args.tsa_root.read_bytes()
-        x509.load_pem_x509_certificates(pem)
-    except (OSError, ValueError) as exc:
-        raise ConfigError(f"{args.tsa_root}: not a readable PEM certificate ({exc})") from None
-    return pem
+    entries = actions_evidence.custody(s)
+    out.show(entries, lambda: views.custody_lines(entries))
+    return 0
 
 
-def _stamp_line(result: dict[str, Any]) -> str:
-    first = f"; first error: {result['errors'][0]['error']}" if result["errors"] else ""
-    return (f"timestamps: {result['stamped']} stamped, {result['pending']} waiting "
-            f"({result['unreachable']} unreachable, {result['failed']} refused or bad){first}")
+def cmd_evidence_timestamp(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    """Exit 1 while any run head is left waiting."""
+    from services import actions_evidence
 
-
-def _timestamp(store: Store, args: argparse.Namespace) -> int:
-    """Stamp pending run heads; exit 1 while any head is left waiting."""
-    from services.timestamps import stamp_pending
-
-    if not args.tsa:
-        raise ConfigError("evidence timestamp: --tsa URL is required, e.g. netvigil evidence "
-                         "timestamp --tsa https://tsa.example/tsr")
-    result = stamp_pending(store, args.tsa, timeout=args.tsa_timeout, roots_pem=_tsa_roots(args))
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        for e in result["errors"]:
-            err.print(f"run {e['run_id']}: {e['error']}", highlight=False, markup=False)
-        out.print(_stamp_line(result), highlight=False, markup=False)
+    result = actions_evidence.timestamp(s)
+    out.show(result, lambda: views.timestamp_view(result))
     return 0 if result["pending"] == 0 else 1
 
 
-def cmd_key(args: argparse.Namespace) -> int:
-    from services.evidence import current_key, rotate_key
+def cmd_key_show(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_evidence
 
-    with Store(args.db) as store:
-        info: dict[str, Any] = dict(rotate_key(store) if args.action == "rotate"
-                                    else current_key(store))
-    if args.json:
-        print(json.dumps(info, indent=2))
-    else:
-        for key, value in info.items():
-            out.print(f"{key}: {value}", highlight=False)
+    info = actions_evidence.key(s)
+    out.show(info, lambda: views.key_lines(info))
     return 0
 
 
-def cmd_report(args: argparse.Namespace) -> int:
-    from core.errors import ReportError
-    from services.report import ReportOptions, write_report
+def cmd_key_rotate(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_evidence
 
-    try:
-        with Store(args.db) as store:
-            path = write_report(store, args.out, ReportOptions(
-                event=args.event, since=args.since, until=args.until,
-                redact_vantage=args.redact_vantage, lang=args.lang))
-    except ReportError as exc:
-        raise ConfigError(str(exc)) from None
-    err.print(f"wrote {path}")
+    info = actions_evidence.key(s, rotate=True)
+    out.show(info, lambda: views.key_lines(info))
     return 0
 
 
-def cmd_ooni(args: argparse.Namespace) -> int:
-    fingerprints = _fingerprints(args.fingerprints)
-    if args.action == "import":
-        with Store(args.db) as store:
-            counts = import_files(args.files, store, fingerprints)
-        if args.json:
-            print(json.dumps(counts, indent=2))
-        else:
-            out.print(f"imported {counts['measurements']} measurements into "
-                      f"{counts['runs']} runs of {args.db}")
-            for error in counts["errors"]:
-                print(f"netvigil: skipped: {error}", file=sys.stderr)
-        return 0
-    rows = classify_files(args.files, fingerprints)
-    if args.json:
-        print(json.dumps(rows, indent=2))
-        return 0
-    table = Table(title=f"{len(rows)} OONI measurements")
-    for col in ("file", "input", "verdict", "techniques", "OONI", "reason"):
-        table.add_column(col, overflow="fold")
-    for row in rows:
-        if "error" in row:
-            table.add_row(Path(row["file"]).name, "", "[red]error[/]", "", "", row["error"])
-            continue
-        ooni = f"blocking={row['ooni_blocking']} accessible={row['ooni_accessible']}"
-        table.add_row(Path(row["file"]).name, row["input"] or "",
-                      f"[{_STYLE[row['verdict']]}]{row['verdict']}[/]",
-                      ",".join(row["techniques"]), ooni, row["reason"])
-    out.print(table)
-    return 0
+def cmd_submit(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    """Exit 1 when the collector could not take everything."""
+    from services import actions_remote
 
-
-def cmd_helper(args: argparse.Namespace) -> int:
-    from services.helper_server import HelperConfig, serve
-
-    if args.resolver:
-        try:
-            parse_resolver(args.resolver)
-        except ValueError as exc:
-            raise ConfigError(f"--resolver {args.resolver}: {exc}") from None
-    config = HelperConfig(
-        resolver=args.resolver,
-        token=args.token or os.environ.get("NETVIGIL_HELPER_TOKEN"),
-        allow_private=args.allow_private,
-        public_ranges=_networks(args.public_range),
-    )
-    return serve(args.listen, config)
-
-
-def _submit_line(result: dict[str, Any]) -> str:
-    line = (f"submitted {len(result['runs'])} runs in {result['sent']} bundles, "
-            f"{len(result['pending'])} pending")
-    return line + (f"; {result['error']}" if result["error"] else "")
-
-
-def cmd_submit(args: argparse.Namespace) -> int:
-    from services.submit import submit
-
-    collector = args.collector or os.environ.get("NETVIGIL_COLLECTOR")
-    if not collector:
-        raise ConfigError("submit: give --collector URL (or set NETVIGIL_COLLECTOR)")
-    if args.runs_per_bundle < 1:
-        raise ConfigError("--runs-per-bundle must be at least 1")
-    with Store(args.db) as store:
-        result = submit(store, collector, token=os.environ.get("NETVIGIL_COLLECTOR_TOKEN"),
-                        timeout=args.timeout, runs_per_bundle=args.runs_per_bundle,
-                        ca_bundle=args.ca_bundle)
-    if args.json:
-        print(json.dumps(result, indent=2))
-    else:
-        out.print(_submit_line(result), highlight=False, markup=False)
+    result = actions_remote.submit(s, args.runs_per_bundle, args.timeout, args.ca_bundle)
+    out.show(result, lambda: [views.line(views.submit_line(result))])
     return 1 if result["error"] else 0
 
 
-def _plot_collection(collection: Any, args: argparse.Namespace) -> int:
-    if args.chart == "timeline":
-        return _draw(args.out, lambda plots, fmt: plots.plot_timeline(
-            collection.points(args.since, args.until),
-            collection.events(None, args.since, args.until), fmt,
-            "netvigil collection: measurements and events"))
-    return _draw(args.out, lambda plots, fmt: plots.plot_reachability(
-        collection.reachability(args.since, args.until), fmt))
+def cmd_collector_serve(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_remote
+
+    return actions_remote.serve_collector(s)
 
 
-def cmd_collector(args: argparse.Namespace) -> int:
-    from services.collector_intake import Collection
-    from services.collector_server import CollectorConfig, serve
+def cmd_collector_events(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_remote
 
-    if args.action == "serve":
-        env_token = os.environ.get("NETVIGIL_COLLECTOR_TOKEN")
-        try:
-            config = CollectorConfig(
-                folder=args.dir, tokens=tuple(args.token or ([env_token] if env_token else [])),
-                allowed_keys=tuple(args.allow_key), max_body=int(args.max_size * (1 << 20)))
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
-        return serve(args.listen, config)
-    if not (args.dir / "collection.db").is_file():
-        raise ConfigError(f"--dir {args.dir}: no collection there (collection.db is missing)")
-    with Collection(args.dir) as collection:
-        if args.action == "events":
-            try:
-                found = collection.events(args.kind, args.since, args.until)
-            except ValueError as exc:
-                raise ConfigError(f"--since/--until: {exc}") from None
-            return _print_events(found, args.json)
-        if args.action == "plot":
-            return _plot_collection(collection, args)
-        status = collection.status()
-    if args.json:
-        print(json.dumps(status, indent=2))
-    else:
-        out.print(f"{status['bundles']} bundles ({status['bytes']} bytes, last received "
-                  f"{status['last_received'] or 'never'}), {status['points']} judged "
-                  f"measurements from {len(status['probes'])} probes on "
-                  f"{len(status['networks'])} networks: {', '.join(status['networks'])}",
-                  highlight=False, markup=False)
+    found = actions_remote.collection_events(s, args.dir, args.kind)
+    out.show([e.to_dict() for e in found], lambda: [views.events_table(found)])
     return 0
 
 
-COMMANDS = {"run": cmd_run, "monitor": cmd_monitor, "targets": cmd_targets,
-            "events": cmd_events, "plot": cmd_plot, "report": cmd_report,
-            "verify": cmd_verify, "evidence": cmd_evidence, "key": cmd_key,
-            "measurements": cmd_measurements, "export": cmd_export, "analyze": cmd_analyze,
-            "ooni": cmd_ooni, "helper": cmd_helper, "submit": cmd_submit,
-            "collector": cmd_collector}
+def cmd_collector_status(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_remote
+
+    status = actions_remote.collection_status(args.dir)
+    out.show(status, lambda: [views.line(views.collection_line(status))])
+    return 0
+
+
+def cmd_collector_plot(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_remote
+
+    out.message(actions_remote.plot_collection(s, args.dir, args.chart, args.out))
+    return 0
+
+
+def cmd_helper_serve(args: argparse.Namespace, s: Settings, out: Output) -> int:
+    from services import actions_remote
+
+    return actions_remote.serve_helper(s)
+
+
+# --- the entry point -----------------------------------------------------------------------------
+
+def implied_action(argv: Sequence[str]) -> list[str]:
+    """`argv` with the action word a command implies when it is left out (DEFAULT_ACTIONS)."""
+    args = list(argv)
+    at = 0
+    while at < len(args) and args[at].startswith("-"):
+        at += 1 if "=" in args[at] or args[at] in ("-h", "--help") else 2  # skip --db PATH
+    if at < len(args) and args[at] in DEFAULT_ACTIONS:
+        following = args[at + 1] if at + 1 < len(args) else None
+        if following is None or (following.startswith("-") and following not in ("-h", "--help")):
+            args.insert(at + 1, DEFAULT_ACTIONS[args[at]])
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    """Run one command; the exit status. Every NetvigilError ends here as one line on stderr."""
+    out = Output()
     try:
-        return COMMANDS[args.command](args)
-    except ConfigError as exc:
-        print(f"netvigil: error: {exc}", file=sys.stderr)
-        return 2
+        args = _parser().parse_args(implied_action(sys.argv[1:] if argv is None else argv))
+        settings = Settings.from_args(args)
+        out.as_json = settings.as_json
+        handler: Handler = args.handler
+        return handler(args, settings, out)
+    except NetvigilError as exc:
+        out.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C: a run is marked interrupted, its measurements kept
+        out.message("interrupted: every finished measurement is stored")
+        return 130
     except BrokenPipeError:  # `netvigil ... | head` is fine
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        out.silence()
         return 0
 
 

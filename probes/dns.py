@@ -10,8 +10,8 @@
 
 Every call returns a `DNSQuery` and never raises for a network problem: the failure is data.
 Bad input (a resolver that is not an IP, a name that cannot be encoded, a DoH URL that is not
-http(s)) is a configuration mistake and raises ValueError. What a reply *means* is decided in
-`probes.dns_wire`, without I/O; this module only moves bytes and keeps time.
+http(s)) raises `ConfigError` or `TargetError` (InputErrors, so ValueErrors). What a reply
+*means* is decided in `probes.dns_wire`, without I/O; this module only moves bytes and keeps time.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import dns.message
 import requests
 
 from core import failures
+from core.errors import ConfigError, TargetError
 from core.observations import DNSQuery, DNSResponse
 from core.times import Clock
 from probes import dns_wire, failure_mapping
@@ -70,7 +71,7 @@ async def resolve_system(hostname: str, clock: Clock, timeout: float) -> DNSQuer
             timeout,
         )
     except UnicodeError as exc:  # the name cannot be IDNA-encoded: a bad target, not the network
-        raise ValueError(f"cannot resolve {hostname!r}: {exc}") from exc
+        raise TargetError(f"cannot resolve {hostname!r}: {exc}") from exc
     except OSError as exc:  # socket.gaierror, and TimeoutError from wait_for
         failure = failure_mapping.classify_getaddrinfo(exc)
     else:
@@ -220,7 +221,7 @@ def _doh_post(url: str, wire: bytes, timeout: float, ca_bundle: str | None) -> t
 def _check_doh_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"bad DoH URL {url!r}: expected http(s)://host/path")
+        raise ConfigError(f"bad DoH URL {url!r}: expected http(s)://host/path", "--doh")
 
 
 async def query_doh(hostname: str, qtype: str, url: str, clock: Clock, timeout: float,

@@ -24,6 +24,7 @@ import dns.rcode
 import dns.rdatatype
 
 from core import failures
+from core.errors import ConfigError, TargetError
 from core.observations import DNSResponse
 
 DNS_PORT = 53
@@ -45,17 +46,18 @@ def parse_resolver(spec: str) -> tuple[str, int]:
 
     Accepted: "8.8.8.8", "8.8.8.8:5353", "2001:db8::1", "[2001:db8::1]", "[2001:db8::1]:53".
     Resolvers must be IP literals: resolving a resolver's name would go through the very system
-    resolver we are checking. Raises ValueError on anything else.
+    resolver we are checking. Raises ConfigError (option `--resolver`) on anything else.
     """
     text = spec.strip()
     port_text: str | None = None
     if text.startswith("["):
         host, sep, rest = text[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(f"bad resolver {spec!r}: expected [IPv6]:port")
+            raise ConfigError(f"bad resolver {spec!r}: expected [IPv6]:port", "--resolver")
         port_text = rest[1:] if rest else None
         if ":" not in host:
-            raise ValueError(f"bad resolver {spec!r}: brackets are for IPv6 addresses")
+            raise ConfigError(f"bad resolver {spec!r}: brackets are for IPv6 addresses",
+                              "--resolver")
     elif text.count(":") == 1:
         host, _, port_text = text.partition(":")
     else:
@@ -63,11 +65,11 @@ def parse_resolver(spec: str) -> tuple[str, int]:
         host = text
     address = ip_literal(host)
     if address is None:
-        raise ValueError(f"bad resolver {spec!r}: not an IP address")
+        raise ConfigError(f"bad resolver {spec!r}: not an IP address", "--resolver")
     if port_text is None:
         return address, DNS_PORT
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad resolver {spec!r}: port must be 1-65535")
+        raise ConfigError(f"bad resolver {spec!r}: port must be 1-65535", "--resolver")
     return address, int(port_text)
 
 
@@ -79,13 +81,13 @@ def format_endpoint(host: str, port: int) -> str:
 def build_query(hostname: str, qtype: str, query_id: int | None = None) -> dns.message.Message:
     """A recursive query for `hostname`; a random id unless one is given (DoH uses 0).
 
-    Raises ValueError for a name that cannot be put on the wire (bad target, not a network
+    Raises TargetError for a name that cannot be put on the wire (bad target, not a network
     problem) or an unknown query type.
     """
     try:
         return dns.message.make_query(hostname, qtype, id=query_id)
     except (dns.exception.DNSException, UnicodeError) as exc:
-        raise ValueError(f"cannot query {hostname!r} {qtype}: {exc}") from exc
+        raise TargetError(f"cannot query {hostname!r} {qtype}: {exc}") from exc
 
 
 def read_reply(query: dns.message.Message, wire: bytes) -> dns.message.Message | None:

@@ -84,7 +84,7 @@ def _parse(body: bytes, items: list[dict[str, Any]]) -> tuple[list[Measurement],
         reply = json.loads(body)
         raw = reply["measurements"]
         if not isinstance(raw, list) or len(raw) != len(items):
-            raise ValueError("wrong number of measurements")
+            raise HelperError("wrong number of measurements")
         controls = [measurement_from_dict(m) for m in raw]
         ours = {c.target.url: item["url"] for c, item in zip(controls, items, strict=True)}
         refused = {ours.get(r["url"], r["url"]): _one_line(r["reason"], 500)

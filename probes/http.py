@@ -21,6 +21,7 @@ from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import h11
 
+from core.errors import TargetError
 from core.failures import HTTP_INVALID_REDIRECT
 from core.html_title import extract_title
 from core.observations import HTTPRequest
@@ -217,12 +218,12 @@ async def fetch(
 ) -> HTTPRequest:
     """GET `url` over `stream` (connected to `address`:`port`) and record the round trip.
 
-    The stream is not closed (its opener closes it). Raises ValueError only for a `url` that is
+    The stream is not closed (its opener closes it). Raises TargetError only for a `url` that is
     not an absolute http(s) URL; every network outcome is recorded in the returned observation.
     """
     normalised = normalise_url(url)
     if normalised is None:
-        raise ValueError(f"not an absolute http(s) URL: {url!r}")
+        raise TargetError(f"not an absolute http(s) URL: {url!r}")
     parts = urlsplit(normalised)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     headers = request_headers(normalised, config)

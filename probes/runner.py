@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 from asyncio_throttle import Throttler
 
+from core.errors import ConfigError
 from core.observations import Measurement
 from core.target import Target
 from probes.config import ProbeConfig
@@ -37,9 +38,9 @@ class Limits:
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+            raise ConfigError("concurrency must be at least 1", "--concurrency")
         if self.rate <= 0 or self.per_host_rate <= 0:
-            raise ValueError("rates must be positive")
+            raise ConfigError("rates must be positive", "--rate")
 
 
 def _throttler(rate: float) -> Throttler:

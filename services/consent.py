@@ -7,10 +7,12 @@ interactively, or given with `--accept-risks` / `NETVIGIL_ACCEPT_RISKS=1` for un
 
 from __future__ import annotations
 
-import os
+from collections.abc import Callable
 from pathlib import Path
 
 import platformdirs
+
+from core.errors import ConfigError
 
 NOTICE = """\
 netvigil: before your first measurement, please read this.
@@ -29,19 +31,18 @@ What it keeps: measurements stay on this computer. Your public IP address is not
 is uploaded unless you export or submit it yourself.
 """
 
+#: Read with the other NETVIGIL_* defaults by `services.settings.Env`.
 ENV_ACCEPT = "NETVIGIL_ACCEPT_RISKS"
+QUESTION = "Type 'yes' to accept and continue: "
+
+#: Shows the notice and asks the question: the answer, or None when nobody can answer (no
+#: terminal on stdin, as under systemd).
+Ask = Callable[[str, str], "str | None"]
 
 
 def _marker(config_dir: Path | None = None) -> Path:
     base = config_dir or platformdirs.user_config_path("netvigil")
     return base / "accepted-risks"
-
-
-def accepted(config_dir: Path | None = None) -> bool:
-    """True when the notice was accepted before, or the environment accepts it."""
-    if os.environ.get(ENV_ACCEPT, "").strip().lower() in ("1", "true", "yes"):
-        return True
-    return _marker(config_dir).exists()
 
 
 def accept(config_dir: Path | None = None) -> Path:
@@ -50,3 +51,21 @@ def accept(config_dir: Path | None = None) -> Path:
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text("accepted\n")
     return marker
+
+
+def ensure(accepted_now: bool, env_accepts: bool, ask: Ask, config_dir: Path | None = None) -> None:
+    """Go on only once the notice is accepted: by `--accept-risks` (`accepted_now`, remembered),
+    by the environment (`env_accepts`), before, or now by answering `ask`. ConfigError otherwise.
+    """
+    if accepted_now:
+        accept(config_dir)
+        return
+    if env_accepts or _marker(config_dir).exists():
+        return
+    answer = ask(NOTICE, QUESTION)
+    if answer is None:
+        raise ConfigError(f"risk notice not accepted: rerun with --accept-risks or {ENV_ACCEPT}=1",
+                          "--accept-risks")
+    if answer.strip().lower() != "yes":
+        raise ConfigError("risk notice not accepted; nothing was measured", "--accept-risks")
+    accept(config_dir)

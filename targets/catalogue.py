@@ -69,16 +69,16 @@ def _parse(path: Path) -> tuple[str, dict[str, object]]:
         return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         found = _TOML_AT.search(str(exc))
-        line = found.group(1) if found else "1"
-        raise TargetError(f"{path}:{line}: TOML error: {_TOML_AT.sub('', str(exc))}") from None
+        line = int(found.group(1)) if found else 1
+        raise TargetError(f"TOML error: {_TOML_AT.sub('', str(exc))}", path, line) from None
 
 
 def _platform(path: Path, lines: _Lines, entry: object, index: int) -> Platform:
     if not isinstance(entry, dict):
-        raise TargetError(f"{path}:{lines.of(index)}: platform {index + 1} is not a table")
+        raise TargetError(f"platform {index + 1} is not a table", path, lines.of(index))
 
     def fail(key: str, message: str, value: object = None) -> TargetError:
-        return TargetError(f"{path}:{lines.of(index, key, value)}: {message}")
+        return TargetError(message, path, lines.of(index, key, value))
 
     unknown = sorted(set(entry) - _KEYS)
     if unknown:
@@ -105,7 +105,7 @@ def _platform(path: Path, lines: _Lines, entry: object, index: int) -> Platform:
             raise fail("endpoints", f"{name}: endpoint {endpoint!r} is not a string")
         try:
             urls.append(normalise(endpoint).url)
-        except ValueError as exc:
+        except TargetError as exc:
             raise fail("endpoints", f"{name}: {exc}", endpoint) from None
     return Platform(name, str(category), description, tuple(dict.fromkeys(urls)))
 
@@ -126,15 +126,15 @@ def _load(path: Path) -> list[Platform]:
     text, data = _parse(path)
     entries = data.get("platform")
     if not isinstance(entries, list) or not entries:
-        raise TargetError(f"{path}:1: no [[platform]] tables")
+        raise TargetError("no [[platform]] tables", path, 1)
     lines = _Lines(text, len(entries))
     platforms: list[Platform] = []
     seen: set[str] = set()
     for index, entry in enumerate(entries):
         platform = _platform(path, lines, entry, index)
         if platform.name in seen:
-            raise TargetError(f"{path}:{lines.of(index, 'name')}: platform {platform.name!r} "
-                              f"listed twice")
+            raise TargetError(f"platform {platform.name!r} listed twice", path,
+                              lines.of(index, "name"))
         seen.add(platform.name)
         platforms.append(platform)
     return platforms

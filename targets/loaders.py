@@ -49,39 +49,39 @@ def _show(text: str, limit: int = 80) -> str:
 def _host(raw: str) -> str:
     """The host in canonical form: an IP address as Python prints it, or an ASCII (IDNA) name."""
     if not raw:
-        raise ValueError("empty host")
+        raise TargetError("empty host")
     try:
         address = ipaddress.ip_address(raw)
     except ValueError:
         pass
     else:
         if isinstance(address, ipaddress.IPv6Address) and address.scope_id:
-            raise ValueError(f"host {_show(raw)}: an IPv6 zone means nothing on another machine")
+            raise TargetError(f"host {_show(raw)}: an IPv6 zone means nothing on another machine")
         return str(address)
     name = raw[:-1] if raw.endswith(".") else raw  # the root dot changes nothing
     invalid = f"host {_show(raw)} is not a valid domain name"
     try:
         name = name.encode("idna").decode("ascii").lower()
     except UnicodeError:
-        raise ValueError(invalid) from None
+        raise TargetError(invalid) from None
     labels = name.split(".")
     if len(name) > 253 or not all(0 < len(label) <= 63 for label in labels):
-        raise ValueError(invalid)
+        raise TargetError(invalid)
     for label in labels:
         if not _LABEL.match(label):
-            raise ValueError(f"{invalid} (bad characters in {_show(label)})")
+            raise TargetError(f"{invalid} (bad characters in {_show(label)})")
         if label.startswith("xn--"):
             try:
                 label.encode("ascii").decode("idna")
             except UnicodeError:
-                raise ValueError(f"{invalid} (bad punycode in {_show(label)})") from None
+                raise TargetError(f"{invalid} (bad punycode in {_show(label)})") from None
     if labels[-1].isdigit():  # "1.2.3" is neither an address nor a name: refuse to guess
-        raise ValueError(f"host {_show(raw)} is neither an IP address nor a domain name")
+        raise TargetError(f"host {_show(raw)} is neither an IP address nor a domain name")
     return name
 
 
 def normalise(spec: str, *, platform: str | None = None, category: str | None = None) -> Target:
-    """One target from a URL or a bare domain. Raises ValueError saying what is wrong.
+    """One target from a URL or a bare domain. Raises TargetError saying what is wrong.
 
     Scheme and host are lower-cased, IDN hosts become punycode, a bare domain becomes
     `https://domain/`, default ports of http/https are dropped and that of tls:// is written
@@ -89,31 +89,31 @@ def normalise(spec: str, *, platform: str | None = None, category: str | None = 
     """
     text = spec.strip()
     if not text:
-        raise ValueError("empty target")
+        raise TargetError("empty target")
     if len(text) > MAX_LINE:
-        raise ValueError(f"target longer than {MAX_LINE} characters")
+        raise TargetError(f"target longer than {MAX_LINE} characters")
     if any(c.isspace() for c in text) or _CONTROL.search(text):
-        raise ValueError(f"{_show(text)} contains spaces or control characters")
+        raise TargetError(f"{_show(text)} contains spaces or control characters")
     if "://" not in text:
         text = f"https://{text}"
     try:
         parts = urlsplit(text)
     except ValueError as exc:  # e.g. an unclosed "[" of an IPv6 literal
-        raise ValueError(f"{_show(spec.strip())} is not a valid URL ({exc})") from None
+        raise TargetError(f"{_show(spec.strip())} is not a valid URL ({exc})") from None
     scheme = parts.scheme.lower()
     if scheme not in SCHEMES:
-        raise ValueError(f"unknown scheme {_show(scheme)} (use http, https, tls or tcp)")
+        raise TargetError(f"unknown scheme {_show(scheme)} (use http, https, tls or tcp)")
     if "@" in parts.netloc:
-        raise ValueError(f"{_show(spec.strip())}: user names and passwords are not allowed")
+        raise TargetError(f"{_show(spec.strip())}: user names and passwords are not allowed")
     host = _host(parts.hostname or "")
     try:
         port = parts.port
     except ValueError:
         port = 0
     if port == 0:
-        raise ValueError(f"bad port in {_show(spec.strip())}")
+        raise TargetError(f"bad port in {_show(spec.strip())}")
     if scheme == "tcp" and port is None:
-        raise ValueError("tcp:// targets need a port")
+        raise TargetError("tcp:// targets need a port")
     if scheme in ("http", "https") and port == SCHEMES[scheme]:
         port = None
     if scheme == "tls" and port is None:  # tls://host and tls://host:443 are one endpoint
@@ -123,7 +123,7 @@ def normalise(spec: str, *, platform: str | None = None, category: str | None = 
         netloc += f":{port}"
     if scheme in ("tcp", "tls"):
         if parts.path not in ("", "/") or parts.query:
-            raise ValueError(f"{scheme}:// targets take no path or query")
+            raise TargetError(f"{scheme}:// targets take no path or query")
         return Target(url=f"{scheme}://{netloc}", platform=platform, category=category)
     url = urlunsplit((scheme, netloc, parts.path or "/", parts.query, ""))
     return Target(url=url, platform=platform, category=category)
@@ -136,13 +136,13 @@ def _check_file(path: Path) -> None:
     try:
         mode = path.stat().st_mode
     except FileNotFoundError:
-        raise TargetError(f"{path}: no such file") from None
+        raise TargetError("no such file", path) from None
     except (OSError, ValueError) as exc:
-        raise TargetError(f"{path}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        raise TargetError(f"cannot read: {getattr(exc, 'strerror', None) or exc}", path) from None
     if stat.S_ISDIR(mode):
-        raise TargetError(f"{path}: is a directory, not a target list")
+        raise TargetError("is a directory, not a target list", path)
     if not stat.S_ISREG(mode):
-        raise TargetError(f"{path}: not a regular file")
+        raise TargetError("not a regular file", path)
 
 
 def read_lines(path: Path) -> Iterator[tuple[int, str]]:
@@ -155,22 +155,22 @@ def read_lines(path: Path) -> Iterator[tuple[int, str]]:
     try:
         handle = path.open("rb")
     except OSError as exc:
-        raise TargetError(f"{path}: cannot read: {exc.strerror or exc}") from None
+        raise TargetError(f"cannot read: {exc.strerror or exc}", path) from None
     with handle:
         number = 0
         while raw := handle.readline(MAX_LINE + 3):  # room for CR LF and one byte too many
             number += 1
             if number > MAX_LINES:
-                raise TargetError(f"{path}:{number}: more than {MAX_LINES} lines")
+                raise TargetError(f"more than {MAX_LINES} lines", path, number)
             body = raw.removesuffix(b"\n").removesuffix(b"\r")
             if len(body) > MAX_LINE:
-                raise TargetError(f"{path}:{number}: line longer than {MAX_LINE} bytes")
+                raise TargetError(f"line longer than {MAX_LINE} bytes", path, number)
             try:
                 text = body.decode("utf-8-sig" if number == 1 else "utf-8")
             except UnicodeDecodeError:
-                raise TargetError(f"{path}:{number}: not UTF-8 text") from None
+                raise TargetError("not UTF-8 text", path, number) from None
             if "\x00" in text:
-                raise TargetError(f"{path}:{number}: binary data, not a target list")
+                raise TargetError("binary data, not a target list", path, number)
             yield number, text
 
 
@@ -186,8 +186,8 @@ def load_text(path: Path) -> Iterator[Target]:
         if item:
             try:
                 yield normalise(item)
-            except ValueError as exc:
-                raise TargetError(f"{path}:{number}: {exc}") from None
+            except TargetError as exc:
+                raise TargetError(str(exc), path, number) from None
 
 
 def load_citizenlab(path: Path) -> Iterator[Target]:
@@ -199,25 +199,25 @@ def load_citizenlab(path: Path) -> Iterator[Target]:
     ended = 0  # the line the previous row ended on: a quoted field may span lines
     try:
         for row in reader:
-            where, ended = f"{path}:{ended + 1}", reader.line_num
+            line, ended = ended + 1, reader.line_num
             if header:
                 if tuple(c.strip().lower() for c in row[:2]) != CITIZEN_LAB_HEADER:
-                    raise TargetError(f"{where}: not a Citizen Lab list (the header must start "
-                                      f"with url,category_code)")
+                    raise TargetError("not a Citizen Lab list (the header must start with "
+                                      "url,category_code)", path, line)
                 header = False
                 continue
             if not any(cell.strip() for cell in row):
                 continue
             if len(row) < 2:
-                raise TargetError(f"{where}: expected url,category_code,...")
+                raise TargetError("expected url,category_code,...", path, line)
             try:
                 yield normalise(row[0], category=row[1].strip() or None)
-            except ValueError as exc:
-                raise TargetError(f"{where}: {exc}") from None
+            except TargetError as exc:
+                raise TargetError(str(exc), path, line) from None
     except csv.Error as exc:
-        raise TargetError(f"{path}:{reader.line_num}: CSV error: {exc}") from None
+        raise TargetError(f"CSV error: {exc}", path, reader.line_num) from None
     if header:
-        raise TargetError(f"{path}:1: empty file, expected a url,category_code header")
+        raise TargetError("empty file, expected a url,category_code header", path, 1)
 
 
 def _looks_like_citizenlab(path: Path) -> bool:
@@ -271,7 +271,7 @@ def _expand(spec: str, catalogue: Sequence[Platform]) -> Iterable[Target]:
     if "://" in spec or "." in spec or ":" in spec:
         try:
             return [normalise(spec)]
-        except ValueError as exc:
+        except TargetError as exc:
             raise TargetError(f"{spec}: {exc}") from None
     raise TargetError(f"{spec}: not a platform, URL or file (see `netvigil targets list`)")
 

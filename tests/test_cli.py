@@ -1,5 +1,6 @@
 """The `netvigil` command end to end on loopback fakes: run, measurements, export, analyze."""
 
+import argparse
 import asyncio
 import csv
 import io
@@ -9,6 +10,13 @@ import sqlite3
 import pytest
 
 import cli
+from core.errors import (
+    ConfigError,
+    HelperError,
+    IntegrityError,
+    StoreError,
+    TargetError,
+)
 from core.target import Target
 from probes.config import ProbeConfig, Timeouts
 from results.store import Store
@@ -119,12 +127,28 @@ def test_targets_list(capsys):
     assert {"telegram", "signal", "tor"} <= {p["name"] for p in platforms}
 
 
+def _command_paths(parser, prefix=()):
+    """Every command and nested subcommand of the parser, walked from its declarations."""
+    found = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, child in action.choices.items():
+                found.append((*prefix, name))
+                found += _command_paths(child, (*prefix, name))
+    return found
+
+
 def test_help_has_examples(capsys):
-    # every command, so that a new one cannot come without an example
-    for command in sorted(cli.COMMANDS):
+    # every command and every nested subcommand, so that a new one cannot come without an example
+    paths = _command_paths(cli._parser())
+    assert {("run",), ("evidence", "export"), ("evidence", "timestamp"), ("collector", "serve"),
+            ("measurements", "show"), ("ooni", "import"), ("key", "rotate"),
+            ("plot", "reachability"), ("helper", "serve")} <= set(paths)
+    assert len(paths) > 30
+    for path in paths:
         with pytest.raises(SystemExit):
-            cli.main([command, "--help"])
-        assert "examples:" in capsys.readouterr().out, command
+            cli.main([*path, "--help"])
+        assert "examples:" in capsys.readouterr().out, path
 
 
 def test_interrupted_campaign_keeps_finished_measurements(tmp_path, lab):
@@ -280,3 +304,84 @@ def test_verify_evidence_and_key_commands(env, lab, capsys):
     problems = json.loads(capsys.readouterr().out)["problems"]
     assert any(p["subject"] == f"record {rid}" for p in problems)
     assert cli.main(["evidence", "verify"]) == 2
+
+
+# --- the error mapping, nested actions, the output helper ---------------------------------------
+
+@pytest.mark.parametrize(("error", "code"), [
+    (ConfigError("--limit: too many", "--limit"), 2),
+    (TargetError("bad line", "list.txt", 3), 2),
+    (StoreError("the database is newer than this netvigil", "nv.db"), 1),
+    (IntegrityError("body abc does not match its hash"), 1),
+    (HelperError("helper answered HTTP 500", 500), 1),
+])
+def test_main_maps_the_exception_tree_to_one_line_and_an_exit_status(
+        tmp_path, monkeypatch, capsys, error, code):
+    def fail(*args, **kwargs):
+        raise error
+
+    monkeypatch.setattr("services.actions.measurements", fail)
+    assert cli.main(["--db", str(tmp_path / "nv.db"), "measurements"]) == code
+    captured = capsys.readouterr()
+    assert captured.err == f"netvigil: error: {error}\n" and captured.out == ""
+    assert "Traceback" not in captured.err
+
+
+def test_an_interrupt_is_exit_130_without_a_traceback(tmp_path, monkeypatch, capsys):
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("services.actions.measurements", stop)
+    assert cli.main(["--db", str(tmp_path / "nv.db"), "measurements", "list"]) == 130
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_bug_is_not_hidden_as_a_user_error(tmp_path, monkeypatch):
+    def bug(*args, **kwargs):
+        raise ValueError("a plain ValueError is a bug, not bad input")
+
+    monkeypatch.setattr("services.actions.measurements", bug)
+    with pytest.raises(ValueError, match="a bug"):
+        cli.main(["--db", str(tmp_path / "nv.db"), "measurements"])
+
+
+@pytest.mark.parametrize(("argv", "unknown"), [
+    (["measurements", "show", "1", "--verdict", "ok"], "--verdict"),
+    (["evidence", "verify", "case.zip", "--out", "x.zip"], "--out"),
+    (["evidence", "custody", "--tsa", "http://tsa.test/"], "--tsa"),
+    (["evidence", "export", "--out", "x.zip", "--tsa-root", "r.pem"], "--tsa-root"),
+    (["collector", "status", "--dir", ".", "--token", "s3cret"], "--token"),
+    (["collector", "events", "--dir", ".", "--chart", "timeline"], "--chart"),
+    (["ooni", "classify", "m.json", "--public-range", "10.0.0.0/8"], "--public-range"),
+    (["plot", "reachability", "--out", "r.png", "--title", "x"], "--title"),
+    (["key", "show", "--since", "2026-01-01"], "--since"),
+])
+def test_an_option_of_one_action_is_refused_on_another(tmp_path, capsys, argv, unknown):
+    assert cli.main(["--db", str(tmp_path / "nv.db"), *argv]) == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {unknown}" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "nv.db").exists()
+
+
+def test_measurements_lists_when_the_action_is_left_out(tmp_path, capsys):
+    db = str(tmp_path / "nv.db")
+    for argv in (["--db", db, "measurements", "--json"], [f"--db={db}", "measurements", "--json"],
+                 ["measurements", "--db", db, "--limit", "5", "--json"],
+                 ["measurements", "list", "--db", db, "--json"]):
+        assert cli.main(argv) == 0, argv
+        assert json.loads(capsys.readouterr().out) == []
+    assert cli.implied_action(["--db", "x", "measurements", "show", "3"]) == [
+        "--db", "x", "measurements", "show", "3"]
+    assert cli.implied_action(["measurements", "--help"]) == ["measurements", "--help"]
+    assert cli.implied_action(["measurements"]) == ["measurements", "list"]
+
+
+def test_a_run_for_people_is_a_table_and_a_summary(env, lab, capsys):
+    url = f"http://ok.test:{lab['web'].port}/"
+    argv = [a for a in run_args(env, lab, url, extra=["--accept-risks"]) if a != "--json"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert url in out and "verdict" in out
+    assert "network: ok (your network worked during this run)" in out
+    assert "verdicts: 1 insufficient; stored in run 1 (details: netvigil measurements --run 1)" \
+        in out  # plain HTTP without a control proves nothing either way

@@ -5,6 +5,7 @@ import time
 
 import pytest
 
+from core.errors import ConfigError
 from core.observations import Measurement
 from core.target import Target
 from probes.config import ProbeConfig
@@ -90,3 +91,9 @@ def test_limits_validate():
         Limits(concurrency=0)
     with pytest.raises(ValueError):
         Limits(rate=0)
+    with pytest.raises(ConfigError) as info:
+        Limits(concurrency=0)
+    assert info.value.option == "--concurrency" and info.value.exit_code == 2
+    with pytest.raises(ConfigError, match="positive") as info:
+        Limits(per_host_rate=-1)
+    assert info.value.option == "--rate"

@@ -286,6 +286,17 @@ def test_bad_files_name_file_and_line(tmp_path, name, content, message):
     assert _error([str(path)]) == f"{path}:{message}"
 
 
+def test_a_bad_line_carries_its_file_and_line_as_data(tmp_path):
+    path = _write(tmp_path, "l.csv", _CL + "https://a.org/,NEWS\nnot a url,NEWS\n")
+    with pytest.raises(TargetError) as info:
+        load_targets([str(path)])
+    assert (info.value.path, info.value.line) == (str(path), 3)
+    assert isinstance(info.value, ValueError)  # code catching ValueError keeps working
+    with pytest.raises(TargetError) as bare:
+        normalise("ftp://x.org/")
+    assert (bare.value.path, bare.value.line) == (None, 0)
+
+
 def test_nothing_is_returned_when_a_later_spec_is_bad(tmp_path):
     good = _write(tmp_path, "good.txt", "a.example\n")
     bad = _write(tmp_path, "bad.txt", "b.example\nhttps://\n")

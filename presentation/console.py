@@ -1,0 +1,130 @@
+"""The one output helper of the command line: tables for people, JSON for scripts, notices apart.
+
+Results go to stdout: JSON (`--json`) for scripts, or a view (`presentation.views`: lines and
+tables) for people, rendered with rich. Messages, warnings, errors, the progress bar and the risk
+notice go to stderr, so that `netvigil ... --json | jq` and `netvigil export > file` stay clean.
+Lines never wrap (a long URL stays greppable) and text is never read as markup.
+
+rich is imported on first use: `netvigil --help` does not need it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any, TextIO
+
+from presentation.views import Line, Styled, Table, View
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+PROG = "netvigil"
+
+
+class Output:
+    """Where a command's answer, notices and errors go. `as_json` chooses the answer's form."""
+
+    def __init__(self, as_json: bool = False) -> None:
+        self.as_json = as_json
+        self._consoles: dict[bool, Console] = {}
+
+    def _console(self, stderr: bool) -> Console:
+        if stderr not in self._consoles:
+            from rich.console import Console
+
+            # No file given: rich writes to sys.stdout/sys.stderr as they are at each call,
+            # which is what pytest's capsys and a redirected stream need.
+            self._consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+        return self._consoles[stderr]
+
+    @property
+    def stream(self) -> TextIO:
+        """stdout, for commands whose answer is a file's content (`export` without --out)."""
+        return sys.stdout
+
+    # --- the answer ----------------------------------------------------------------------
+
+    def show(self, data: Any, view: View | Callable[[], View]) -> None:
+        """The answer: `data` as JSON with --json, else the view (built only when needed)."""
+        if self.as_json:
+            self.json(data)
+        else:
+            self.render(view() if callable(view) else view)
+
+    def json(self, data: Any) -> None:
+        print(json.dumps(data, indent=2, default=str), file=sys.stdout)
+
+    def text(self, text: str) -> None:
+        """Plain text on stdout, as it is."""
+        print(text, file=sys.stdout)
+
+    def render(self, view: View) -> None:
+        from rich.table import Table as RichTable
+        from rich.text import Text
+
+        def cell(part: str | Styled) -> Text:
+            return Text(part) if isinstance(part, str) else Text(part.text, style=part.style)
+
+        for item in view:
+            if isinstance(item, Line):
+                self._console(item.stderr).print(Text.assemble(*map(cell, item.parts)))
+            elif isinstance(item, Table):
+                table = RichTable(title=item.title)
+                for column in item.columns:
+                    table.add_column(column, overflow="fold")
+                for row in item.rows:
+                    table.add_row(*map(cell, row))
+                self._console(False).print(table)
+
+    # --- beside the answer ---------------------------------------------------------------
+
+    def message(self, text: str) -> None:
+        """A notice for people ("wrote case.zip"), on stderr."""
+        self._console(True).print(text, markup=False)
+
+    def log(self, line: str) -> None:
+        """A line of a long-running command's log (monitor), on stderr at once: journald keeps
+        it, and a crash must not lose it in a buffer."""
+        print(line, file=sys.stderr, flush=True)
+
+    def warning(self, text: str | None) -> None:
+        """A warning on stderr, when there is one."""
+        if text:
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+    def error(self, text: str) -> None:
+        """The one line an error gets, on stderr."""
+        print(f"{PROG}: error: {text}", file=sys.stderr)
+
+    def ask(self, notice: str, question: str) -> str | None:
+        """Show `notice` on stderr and ask `question`: the answer, or None without a terminal."""
+        print(notice, file=sys.stderr)
+        if not sys.stdin.isatty():
+            return None
+        return input(question)
+
+    @contextlib.contextmanager
+    def progress(self, total: int, label: str = "measuring") -> Iterator[Callable[[str], None]]:
+        """A transient progress bar on stderr; yields `advance(what)`, called per item done."""
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
+
+        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                      TextColumn("{task.description}"), console=self._console(True),
+                      transient=True) as bar:
+            task = bar.add_task("", total=total)
+            yield lambda what: bar.update(task, advance=1, description=what)
+
+    def silence(self) -> None:
+        """After a reader went away (`netvigil ... | head`): drop what is left of stdout."""
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+

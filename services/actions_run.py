@@ -1,0 +1,57 @@
+"""The measuring commands, as one call each: `netvigil run` and `netvigil monitor`.
+
+Both take their `Settings` (targets, campaign options, schedule), ask for the risk notice to be
+accepted (`services.consent`) before any traffic, and measure. The caller supplies the seams to
+people: how to ask (`consent.Ask`) and how to show progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+
+from core.errors import ConfigError
+from core.observations import Measurement
+from results.store import Store
+from services import after_run, campaign, consent, monitor
+from services.settings import Settings
+
+#: A progress display for `total` targets: entered around the campaign, it yields a function
+#: called with each finished target's host name.
+ProgressBar = Callable[[int], AbstractContextManager[Callable[[str], None]]]
+
+
+def _accept(settings: Settings, ask: consent.Ask) -> None:
+    consent.ensure(settings.accept_risks, settings.env.accept_risks, ask)
+
+
+def run(settings: Settings, ask: consent.Ask, progress: ProgressBar) -> campaign.CampaignResult:
+    """One campaign over `settings.targets` into `settings.db`; KeyboardInterrupt stops it with
+    every finished measurement stored (the run is marked interrupted)."""
+    options = settings.campaign or campaign.CampaignOptions()
+    _accept(settings, ask)
+    with Store(settings.db) as store, progress(len(settings.targets)) as advance:
+
+        def done(m: Measurement) -> None:
+            advance(m.target.hostname)
+
+        return asyncio.run(campaign.run(list(settings.targets), store, options, done))
+
+
+def watch(settings: Settings, ask: consent.Ask, log: monitor.Log = monitor.print_to_stderr
+          ) -> int:
+    """Campaigns on `settings.schedule` until SIGTERM/SIGINT or the last run; after each run,
+    the steps of `services.after_run`. Returns the number of completed runs."""
+    if settings.schedule is None:
+        raise ConfigError("monitor: give --every DURATION", "--every")
+    options = settings.campaign or campaign.CampaignOptions()
+    _accept(settings, ask)
+    stop = threading.Event()
+    restore = monitor.stop_on_signals(stop)
+    try:
+        return monitor.monitor(list(settings.targets), settings.db, options, settings.schedule,
+                               log=log, stop=stop, after_run=after_run.pipeline(settings))
+    finally:
+        restore()
