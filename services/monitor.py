@@ -41,7 +41,7 @@ from types import FrameType
 from core.errors import ConfigError
 from core.observations import Measurement
 from core.target import Target
-from core.times import format_utc
+from core.times import SECONDS_FORMAT, format_utc
 from core.verdicts import BLOCKED, DOWN, INSUFFICIENT
 from results.store import Store
 from services import campaign
@@ -209,7 +209,7 @@ async def _until_stopped(
 
 
 def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(datetime.now(UTC), SECONDS_FORMAT)
 
 
 def _one_line(text: str) -> str:
