@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from core.errors import ConfigError, NetvigilError
+from core.errors import ConfigError, NetvigilError, Terminated
 from core.verdicts import BLOCKED, DOWN, INSUFFICIENT, OK
 from presentation import views
 from presentation.console import Output
@@ -642,9 +642,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetvigilError as exc:
         out.error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:  # Ctrl-C: a run is marked interrupted, its measurements kept
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the run is ended interrupted, signed
         out.message("interrupted: every finished measurement is stored")
-        return 130
+        return exc.exit_code if isinstance(exc, Terminated) else 130
     except BrokenPipeError:  # `netvigil ... | head` is fine
         out.silence()
         return 0

@@ -12,6 +12,7 @@ from typing import Any
 from core.errors import ConfigError
 from results.store import Store
 from services import evidence
+from services.recovery import open_for_writing
 from services.settings import Settings
 
 
@@ -62,7 +63,7 @@ def timestamp(settings: Settings) -> dict[str, Any]:
     if settings.tsa is None:
         raise ConfigError("evidence timestamp: --tsa URL is required, e.g. netvigil evidence "
                           "timestamp --tsa https://tsa.example/tsr", "--tsa")
-    with Store(settings.db) as store:
+    with open_for_writing(settings.db, settings.fingerprints) as store:
         return stamp_pending(store, settings.tsa.url, timeout=settings.tsa.timeout,
                              roots_pem=settings.tsa.roots_pem)
 

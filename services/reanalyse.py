@@ -9,6 +9,7 @@ import ipaddress
 from collections.abc import Sequence
 from typing import Any
 
+from core.observations import Measurement
 from core.verdicts import Verdict
 from results import custody
 from results.store import Store
@@ -17,18 +18,28 @@ from services.campaign import CampaignOptions, analyse
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-def judge_run(
-    store: Store, run_id: int, options: CampaignOptions
-) -> list[tuple[int, dict[str, Any], Verdict]]:
-    """(measurement id, stored verdict, fresh verdict) for every measurement of one run, judged
-    as the campaign judged it: the run's network state and the stored controls included."""
-    run = store.run(run_id) or {}
+StoredRows = list[tuple[int, Measurement, dict[str, Any]]]
+
+
+def stored_run(store: Store, run_id: int) -> tuple[StoredRows, dict[str, Measurement]]:
+    """What one run stored, rebuilt from its raw records: its measurements as (id,
+    Measurement, stored verdict or {}), oldest first, and the controls by target URL."""
     rows = list(store.iter_measurements(run_id))
     controls = {}
     for mid, m, _ in rows:
         control = store.load_control(mid)
         if control is not None:
             controls[m.target.url] = control
+    return rows, controls
+
+
+def judge_run(
+    store: Store, run_id: int, options: CampaignOptions
+) -> list[tuple[int, dict[str, Any], Verdict]]:
+    """(measurement id, stored verdict, fresh verdict) for every measurement of one run, judged
+    as the campaign judged it: the run's network state and the stored controls included."""
+    run = store.run(run_id) or {}
+    rows, controls = stored_run(store, run_id)
     verdicts = analyse([m for _, m, _ in rows], controls, run.get("network") or "ok", options)
     return [(mid, old or {}, new) for (mid, _, old), new in zip(rows, verdicts, strict=True)]
 
