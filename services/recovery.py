@@ -60,7 +60,7 @@ def is_dead(run: dict[str, Any], stale_before: str) -> bool:
     return bool(run["last"] < stale_before)  # the store's fixed-width times sort in order
 
 
-def _options(config: Any, fingerprints: Any) -> CampaignOptions:
+def judging_options(config: Any, fingerprints: Any) -> CampaignOptions:
     """The campaign options the run was judged with, as far as they are stored."""
     ranges = config.get("public_ranges") if isinstance(config, dict) else None
     try:
@@ -78,7 +78,8 @@ def end_run(store: Store, run: dict[str, Any], fingerprints: Any = None,
     rows, controls = stored_run(store, run_id)
     measurements = [m for _, m, _ in rows]
     network = decide(None, None, measurements, True if controls else None)
-    verdicts = analyse(measurements, controls, network, _options(run.get("config"), fingerprints))
+    options = judging_options(run.get("config"), fingerprints)
+    verdicts = analyse(measurements, controls, network, options)
     for (mid, _, _), verdict in zip(rows, verdicts, strict=True):
         store.set_verdict(mid, verdict.to_dict())
     store.finish_run(run_id, network, {

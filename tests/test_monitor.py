@@ -26,7 +26,6 @@ from core.verdicts import Verdict
 from probes.config import ProbeConfig, Timeouts
 from results.store import Store
 from services.campaign import CampaignOptions, CampaignResult, MeasuredTarget
-from services.recovery import recover
 from services.monitor import (
     BACKOFF_FIRST,
     Schedule,
@@ -36,6 +35,7 @@ from services.monitor import (
     parse_duration,
     stop_on_signals,
 )
+from services.recovery import recover
 from tests.fakes.dns_server import FakeDNSServer, Rule
 from tests.fakes.servers import HTTPServer, TCPServer
 
