@@ -97,11 +97,14 @@ def _judge_run(run: BundleRun, numbering: dict[int, int], options: CampaignOptio
     by_mid = {numbering[rid]: (rid, m) for rid, m in run.measurements}
     controls = {}
     for rid, mid, control in run.controls:
-        if mid not in by_mid or mid in controls:
+        # The control names its measurement by id, and ids are bound to the records only by
+        # their order: the control must also be of the same host, or ids were shifted.
+        if mid not in by_mid or mid in controls or (
+                control.target.hostname != by_mid[mid][1].target.hostname):
             report.problems.append(Problem(f"record {rid} ({subject})", f"a control for "
                                            f"measurement {mid}, which is not a measurement of "
-                                           "this run as the verdicts number them, or has "
-                                           "another control", VERDICTS))
+                                           "this run as the verdicts number them, is of "
+                                           "another host, or has another control", VERDICTS))
             return None
         controls[mid] = control
     ordered = [(numbering[rid], m) for rid, m in run.measurements]

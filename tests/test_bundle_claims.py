@@ -361,3 +361,24 @@ def test_the_index_refuses_a_second_different_point_for_a_record(tmp_path: Path)
         assert store.bundle("b" * 64) is None  # nothing of it kept
         assert [json.loads(t) for _, t in store.point_texts("", "\uffff")] == [
             {"verdict": "blocked"}]
+
+
+def test_shifted_measurement_ids_cannot_move_a_control(small: Store, tmp_path: Path) -> None:
+    """Verdict lines number the measurements; the signed control names its measurement by
+    that number. Renumbering every line by one would give run 2's control to another
+    measurement: the control is then not of its run (or not of its host), a problem."""
+    genuine = tmp_path / "genuine.zip"
+    export_evidence(small, genuine)
+    files = members(genuine)
+    verdicts = lines(files, "verdicts.jsonl")
+    for v in verdicts:
+        v["measurement_id"] += 1
+    report = check_bundle(write_zip(tmp_path / "f.zip", forge(files, verdicts=verdicts)))
+    assert [p.subject for p in report.problems] == [
+        next(f"record {r['id']} (run 2)" for r in lines(files, "records.jsonl")
+             if r["kind"] == "control")]
+    # Renumbering one line alone breaks the order the ids follow.
+    verdicts = lines(files, "verdicts.jsonl")
+    verdicts[0]["measurement_id"] = 7
+    report = check_bundle(write_zip(tmp_path / "g.zip", forge(files, verdicts=verdicts)))
+    assert any("does not follow the order" in p.what for p in report.problems)
