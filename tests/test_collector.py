@@ -21,7 +21,7 @@ from services.collector_server import CollectorConfig, make_server
 from services.events import events
 from services.evidence import export_evidence
 from services.submit import pending_runs, submit
-from tests.conftest import import_wc05
+from tests.conftest import import_wc05, wc05_fingerprints
 from tests.test_evidence import URLS, add_run, flip_bytes
 
 TOKEN = "s3cret-token"
@@ -63,7 +63,8 @@ def test_probes_submit_once_and_the_collection_finds_their_events(
     url, folder = collector
     own = events(ooni_probe)
     assert own
-    first = submit(ooni_probe, url, token=TOKEN, runs_per_bundle=20)
+    first = submit(ooni_probe, url, token=TOKEN, runs_per_bundle=20,
+                   fingerprints=wc05_fingerprints())
     runs = sorted(r["id"] for r in ooni_probe.runs())
     assert first["error"] is None and first["runs"] == runs and first["pending"] == []
     assert first["sent"] == -(-len(runs) // 20)  # bundles of at most 20 runs
