@@ -98,7 +98,7 @@ def _parser() -> _Parser:
     _measuring(sub, db, js, judge)
     _stored(sub, db, js, window, judge, prints)
     _evidence(sub, db, js, window, judge)
-    _remote(sub, db, js, window, ranges)
+    _remote(sub, db, js, window, ranges, judge)
     return p
 
 
@@ -326,9 +326,10 @@ def _evidence(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser
 
 
 def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, window: _Parser,
-            ranges: _Parser) -> None:
+            ranges: _Parser, judge: _Parser) -> None:
     su = _command(
-        sub, "submit", "send ended runs to a collector, as evidence bundles", parents=[db, js],
+        sub, "submit", "send ended runs to a collector, as evidence bundles",
+        parents=[db, judge, js],
         handler=cmd_submit,
         description="Each ended run is sent once (the custody log remembers where it went); "
                     "runs a collector could not take stay pending for the next call. The "

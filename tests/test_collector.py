@@ -295,3 +295,23 @@ def test_monitor_sends_each_run_to_the_collector(tmp_path: Path, collector: tupl
     with Collection(folder) as collection:
         status = collection.status()
     assert (status["bundles"], status["points"]) == (2, 2)
+
+
+def test_submit_carries_the_fingerprints_its_verdicts_were_judged_with(
+        tmp_path: Path, collector: tuple[str, Path], monkeypatch, capsys) -> None:
+    """A probe that judged with fingerprints must be able to submit: the bundle carries them."""
+    from tests.conftest import CORPUS, import_wc05
+
+    url, folder = collector
+    monkeypatch.setenv("NETVIGIL_COLLECTOR_TOKEN", TOKEN)
+    with Store(tmp_path / "judged.db") as store:
+        import_wc05(store)
+    db = str(tmp_path / "judged.db")
+    assert cli.main(["--db", db, "submit", "--collector", url]) == 1  # verdicts would not follow
+    assert "--fingerprints" in capsys.readouterr().err
+    assert cli.main(["--db", db, "submit", "--collector", url, "--json",
+                     "--fingerprints", str(CORPUS / "fingerprints")]) == 0
+    sent = json.loads(capsys.readouterr().out)
+    assert sent["pending"] == [] and sent["sent"] >= 1
+    assert cli.main(["collector", "status", "--dir", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["points"] == 50  # every wc05 measurement indexed
