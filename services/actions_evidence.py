@@ -24,9 +24,10 @@ def verify(settings: Settings, reclassify: bool = True) -> Any:
                                         fingerprints=settings.fingerprints)
 
 
-def check_bundle(path: Path) -> Any:
-    """A bundle checked on its own, without the database (`Verification`)."""
-    return evidence.check_bundle(path)
+def check_bundle(path: Path, allow_unsigned: bool = False) -> Any:
+    """A bundle checked on its own, without the database (`Verification`); records no
+    signature covers fail it unless `allow_unsigned`."""
+    return evidence.check_bundle(path, allow_unsigned=allow_unsigned)
 
 
 def custody(settings: Settings) -> list[dict[str, Any]]:
@@ -51,7 +52,9 @@ def export(settings: Settings, out: Path, event: str | None = None,
         try:
             return evidence.export_evidence(store, out, run_ids=runs, since=settings.since,
                                             until=settings.until,
-                                            measurement_ids=measurement_ids)
+                                            measurement_ids=measurement_ids,
+                                            public_ranges=settings.public_ranges,
+                                            fingerprints=settings.fingerprints)
         except (KeyError, ValueError) as exc:  # the selection names nothing to export
             raise ConfigError(str(exc).strip("'\"")) from None
 

@@ -6,7 +6,7 @@ Raw records are read back exactly as they were stored; only the derived verdict 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from core.observations import Measurement
@@ -18,30 +18,31 @@ from services.campaign import CampaignOptions, analyse
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
-StoredRows = list[tuple[int, Measurement, dict[str, Any]]]
-
-
-def stored_run(store: Store, run_id: int) -> tuple[StoredRows, dict[str, Measurement]]:
-    """What one run stored, rebuilt from its raw records: its measurements as (id,
-    Measurement, stored verdict or {}), oldest first, and the controls by target URL."""
-    rows = list(store.iter_measurements(run_id))
-    controls = {}
-    for mid, m, _ in rows:
-        control = store.load_control(mid)
-        if control is not None:
-            controls[m.target.url] = control
-    return rows, controls
-
-
 def judge_run(
     store: Store, run_id: int, options: CampaignOptions
 ) -> list[tuple[int, dict[str, Any], Verdict]]:
     """(measurement id, stored verdict, fresh verdict) for every measurement of one run, judged
     as the campaign judged it: the run's network state and the stored controls included."""
     run = store.run(run_id) or {}
-    rows, controls = stored_run(store, run_id)
-    verdicts = analyse([m for _, m, _ in rows], controls, run.get("network") or "ok", options)
+    rows = list(store.iter_measurements(run_id))
+    verdicts = judge([(mid, m) for mid, m, _ in rows], store.load_control, run.get("network"),
+                     options)
     return [(mid, old or {}, new) for (mid, _, old), new in zip(rows, verdicts, strict=True)]
+
+
+def judge(measurements: Sequence[tuple[int, Measurement]],
+          control_of: Callable[[int], Measurement | None], network: str | None,
+          options: CampaignOptions) -> list[Verdict]:
+    """Verdicts for one run's measurements ((id, measurement), in the order they were
+    recorded), as the campaign judged them: each with the control of its target (the control
+    of its measurement id, `control_of`), in the run's network state (None: not ended, "ok").
+    A database (`judge_run`) and an evidence bundle (`services.bundle_claims`) both judge so."""
+    controls = {}
+    for mid, m in measurements:
+        control = control_of(mid)
+        if control is not None:
+            controls[m.target.url] = control
+    return analyse([m for _, m in measurements], controls, network or "ok", options)
 
 
 def reanalyse(

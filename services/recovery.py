@@ -38,8 +38,8 @@ from core.errors import NetvigilError
 from core.times import format_utc
 from results.store import Store
 from services import process_owner
-from services.campaign import CampaignOptions, analyse, verdict_counts
-from services.reanalyse import stored_run
+from services.campaign import CampaignOptions, verdict_counts
+from services.reanalyse import judge
 
 #: A `running` run that cannot be checked by its process and has stored nothing for this long
 #: is dead: far beyond any step's timeout (at most 20 s), with a margin for a slow disk.
@@ -75,12 +75,13 @@ def end_run(store: Store, run: dict[str, Any], fingerprints: Any = None,
     """Judge what a dead run stored and end it `interrupted`, signed (see the module
     docstring). A RecordError when another process ended it first."""
     run_id = int(run["id"])
-    rows, controls = stored_run(store, run_id)
-    measurements = [m for _, m, _ in rows]
-    network = decide(None, None, measurements, True if controls else None)
-    options = judging_options(run.get("config"), fingerprints)
-    verdicts = analyse(measurements, controls, network, options)
-    for (mid, _, _), verdict in zip(rows, verdicts, strict=True):
+    stored = [(mid, m) for mid, m, _ in store.iter_measurements(run_id)]
+    controls = {mid: c for mid, _ in stored if (c := store.load_control(mid)) is not None}
+    # A stored control means the helper answered, as the campaign's `control_ok` did.
+    network = decide(None, None, [m for _, m in stored], True if controls else None)
+    verdicts = judge(stored, controls.get, network, judging_options(run.get("config"),
+                                                                   fingerprints))
+    for (mid, _), verdict in zip(stored, verdicts, strict=True):
         store.set_verdict(mid, verdict.to_dict())
     store.finish_run(run_id, network, {
         "network_detail": "no network check was stored: judged from the stored measurements",
