@@ -1,124 +1,57 @@
-"""Issue 11, section 7: every parser of untrusted input, driven by Hypothesis.
+"""Issue 11, section 7: every parser of what the network and other people's files send.
 
-Each parser has a contract: what it may raise when its input is bad (named in CONTRACTS and in
-each test), and that its work is bounded by its input. The generated inputs are both random and
-near-genuine (a real reply, response, measurement, list or bundle with a few bytes or fields
-changed), so the parsers are exercised past their first check. Work is measured as allocation
-(tracemalloc's peak) and output size, each against a generous bound that grows with the input,
-never as wall-clock time. The whole file runs in well under a minute.
+DNS replies, HTTP responses (`fetch` over an in-memory stream), URLs and titles from pages, OONI
+measurements and files, target lists (txt, CSV, TOML) and the test helper's requests, driven by
+Hypothesis with random and near-genuine inputs (a real reply, response, measurement or list with
+a few bytes or fields changed). Each test names the error type its parser may raise (CONTRACTS in
+`tests.fakes.fuzzing`) and bounds its allocation per input byte, never its time. Bundles and the
+collector are `tests/test_untrusted_fuzz_bundles.py`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gzip
-import io
 import json
-import tracemalloc
-import zipfile
-from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dns.message
 import dns.rcode
 import dns.rdata
 import dns.rrset
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from core import html_title
-from core.errors import BundleRejected, OONIFormatError, RequestError, TargetError
+from core.errors import OONIFormatError, RequestError, TargetError
 from core.observations import HTTPRequest
 from core.times import Clock
 from ooni.read import OONIMeasurement, parse_ooni, read_ooni_file
 from probes import dns_wire
 from probes.config import ProbeConfig
 from probes.http import MAX_HEADER_VALUE, MAX_HEADERS, fetch, normalise_url, redirect_location
-from results.bundle_verify import verify_bundle
-from results.store import Store
-from results.verify import Verification
-from services.collector_intake import Added, Collection
-from services.evidence import export_evidence
 from services.helper_protocol import HelperConfig, parse_request
 from targets import catalogue  # noqa: F401 - imported on first use by the loaders; not work
 from targets.loaders import load_targets
-from tests.test_evidence import URLS, add_run
+from tests.fakes.fuzzing import (
+    CONTRACTS,
+    assert_bounded,
+    bounded,
+    depths,
+    fuzz,
+    json_values,
+    mutated,
+    names,
+)
 from tests.test_ooni_reader import _measurement
 
-#: What each parser may raise for bad input; anything else escaping is a bug.
-CONTRACTS: dict[str, tuple[type[BaseException], ...]] = {
-    "probes.dns_wire.read_reply/to_response": (),  # garbage is None
-    "probes.http.fetch": (),  # every peer's answer is an observation
-    "probes.http.normalise_url/redirect_location": (),  # unusable is None
-    "core.html_title.extract_title": (),
-    "ooni.read.parse_ooni": (OONIFormatError,),
-    "ooni.read.read_ooni_file": (),  # each bad item is yielded as an OONIFormatError
-    "targets.loaders.load_targets": (TargetError,),
-    "results.bundle_verify.verify_bundle": (),  # problems are reported, never raised
-    "services.helper_protocol.parse_request": (RequestError,),
-    "services.collector_intake.Collection.add": (BundleRejected,),
-}
 
-FUZZ = settings(deadline=None, database=None, print_blob=True,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
-                                       HealthCheck.function_scoped_fixture])
-
-T = TypeVar("T")
-
-
-def fuzz(examples: int) -> settings:
-    """FUZZ with `examples` examples: as many as keep the whole file under a minute."""
-    return settings(FUZZ, max_examples=examples)
-
-
-def bounded(run: Callable[[], T], allowed: tuple[type[BaseException], ...] = ()
-            ) -> tuple[T | BaseException, int]:
-    """`run()` (or the allowed exception it raised) and the peak of what it allocated."""
-    started = not tracemalloc.is_tracing()
-    if started:
-        tracemalloc.start()
-    tracemalloc.reset_peak()
-    before = tracemalloc.get_traced_memory()[0]
-    try:
-        result: T | BaseException = run()
-    except allowed as exc:
-        result = exc
-    finally:
-        peak = tracemalloc.get_traced_memory()[1] - before
-        if started:
-            tracemalloc.stop()
-    return result, peak
-
-
-def assert_bounded(peak: int, size: int, floor: int, per_byte: int) -> None:
-    assert peak <= floor + per_byte * size, f"{peak} bytes allocated for {size} bytes of input"
-
-
-@st.composite
-def mutated(draw: st.DrawFn, data: bytes, most: int = 4) -> bytes:
-    """`data` with up to `most` bytes flipped, runs inserted or deleted, or its tail cut."""
-    out = bytearray(data)
-    for _ in range(draw(st.integers(0, most))):
-        at = draw(st.integers(0, len(out)))
-        kind = draw(st.sampled_from(["flip", "insert", "delete", "cut"]))
-        if kind == "flip" and at < len(out):
-            out[at] ^= 1 << draw(st.integers(0, 7))
-        elif kind == "insert":
-            out[at:at] = draw(st.binary(min_size=1, max_size=16))
-        elif kind == "delete":
-            del out[at:at + draw(st.integers(1, 16))]
-        else:
-            del out[at:]
-    return bytes(out)
-
-
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
-                                                                 max_size=4),
-    max_leaves=12)
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder for the files an example writes (each example overwrites the last)."""
+    return tmp_path_factory.mktemp("fuzz")
 
 
 # --- DNS replies ---------------------------------------------------------------------------------
@@ -127,7 +60,6 @@ QUERY = dns_wire.build_query("blocked.example", "A", query_id=0x1234)
 # dnspython imports the module of each record type the first time it meets one: import cost,
 # not work, and it would otherwise land in whichever example meets a type first.
 dns.rdata.load_all_types(disable_dynamic_load=False)
-names = st.from_regex(r"[a-z0-9-]{1,12}(\.[a-z0-9-]{1,12}){0,3}", fullmatch=True)
 records = st.one_of(st.tuples(st.just("A"), st.ip_addresses(v=4).map(str)),
                     st.tuples(st.just("AAAA"), st.ip_addresses(v=6).map(str)),
                     st.tuples(st.just("CNAME"), names.map(lambda name: name + ".")))
@@ -341,11 +273,6 @@ def test_ooni_measurements_read_or_raise_a_format_error(data: Any) -> None:
     assert_bounded(peak, size, floor=128 << 10, per_byte=200)
 
 
-@pytest.fixture(scope="module")
-def scratch(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("fuzz")
-
-
 @fuzz(60)
 @given(items=st.lists(ooni_measurements() | json_values, max_size=4),
        suffix=st.sampled_from([".json", ".jsonl", ".json.gz", ".jsonl.gz"]),
@@ -458,121 +385,8 @@ def test_helper_requests_parse_or_are_refused_with_400(body: bytes) -> None:
     assert_bounded(peak, len(body), floor=128 << 10, per_byte=300)
 
 
-# --- evidence bundles and the collector ----------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def genuine(tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
-    """The members of a genuine bundle: three signed runs, exported by the library."""
-    folder = tmp_path_factory.mktemp("genuine")
-    with Store(folder / "p.db", keys=folder / "keys") as store:
-        for url in URLS:
-            add_run(store, url)
-        export_evidence(store, folder / "b.zip")
-    with zipfile.ZipFile(folder / "b.zip") as zf:
-        return {name: zf.read(name) for name in zf.namelist()}
-
-
-def zip_bytes(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as zf:
-        for name, data in members.items():
-            zf.writestr(name, data)
-    return buffer.getvalue()
-
-
-@st.composite
-def damaged(draw: st.DrawFn, members: dict[str, bytes]) -> dict[str, bytes]:
-    """A genuine bundle with one member changed, removed, added, or a JSON line replaced."""
-    changed = dict(members)
-    name = draw(st.sampled_from(sorted(members)))
-    kind = draw(st.sampled_from(["bytes", "json line", "remove", "add"]))
-    if kind == "bytes":
-        changed[name] = draw(mutated(members[name], most=3))
-    elif kind == "json line":
-        lines = members[name].split(b"\n")
-        at = draw(st.integers(0, len(lines) - 1))
-        lines[at] = json.dumps(draw(json_values)).encode()
-        changed[name] = b"\n".join(lines)
-    elif kind == "remove":
-        del changed[name]
-    else:
-        root = name.split("/")[0]
-        changed[f"{root}/{draw(st.sampled_from(['data/', '']))}{draw(names)}"] = \
-            draw(st.binary(max_size=100))
-    return changed
-
-
-#: Changing the tag manifest's own bytes without changing what it says (its last newline) is
-#: not a forgery: BagIt covers every file but that one.
-UNCOVERED = "tagmanifest-sha256.txt"
-
-
-def _verify(data: bytes, path: Path) -> tuple[Verification | BaseException, int]:
-    path.write_bytes(data)
-    return bounded(lambda: verify_bundle(path))
-
-
-@fuzz(40)
-@given(data=st.data())
-def test_a_damaged_genuine_bundle_never_verifies_and_never_crashes(
-        data: st.DataObject, genuine: dict[str, bytes], scratch: Path) -> None:
-    """verify_bundle raises nothing (contract: problems are reported) and passes no change."""
-    members = data.draw(damaged(genuine))
-    bundle = zip_bytes(members)
-    report, peak = _verify(bundle, scratch / "damaged.zip")
-    assert isinstance(report, Verification)
-    changed = {n for n in set(members) | set(genuine) if members.get(n) != genuine.get(n)}
-    if changed and not all(n.endswith(UNCOVERED) for n in changed):
-        assert not report.ok, changed
-    assert_bounded(peak, sum(map(len, members.values())), floor=2 << 20, per_byte=200)
-
-
-@fuzz(40)
-@given(members=st.dictionaries(
-    st.sampled_from(["b/bagit.txt", "b/manifest-sha256.txt", "b/tagmanifest-sha256.txt",
-                     "b/bag-info.txt", "b/data/records.jsonl", "b/data/keys.json", "../x",
-                     "/abs", "b/data/verdicts.jsonl"]) | names,
-    st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()), max_size=6),
-    raw=st.none() | st.binary(max_size=200))
-def test_any_zip_is_checked_without_crashing(members: dict[str, bytes], raw: bytes | None,
-                                             scratch: Path) -> None:
-    """verify_bundle raises nothing for any zip, or for bytes that are no zip at all."""
-    data = raw if raw is not None else zip_bytes(members)
-    report, peak = _verify(data, scratch / "any.zip")
-    assert isinstance(report, Verification) and not report.ok
-    assert_bounded(peak, len(data) + sum(map(len, members.values())), floor=1 << 20,
-                   per_byte=200)
-
-
-@pytest.fixture(scope="module")
-def collection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Collection]:
-    with Collection(tmp_path_factory.mktemp("collection")) as kept:
-        yield kept
-
-
-@fuzz(30)
-@given(data=st.data())
-def test_a_collector_takes_a_bundle_or_rejects_it(data: st.DataObject,
-                                                  genuine: dict[str, bytes],
-                                                  collection: Collection) -> None:
-    """Collection.add raises only BundleRejected, and keeps nothing that was changed."""
-    members = data.draw(damaged(genuine) | st.just(genuine))
-    bundle = data.draw(st.just(zip_bytes(members)) | st.binary(max_size=300))
-    result, peak = bounded(lambda: collection.add(bundle),
-                           CONTRACTS["services.collector_intake.Collection.add"])
-    changed = {n for n in set(members) | set(genuine) if members.get(n) != genuine.get(n)}
-    if isinstance(result, Added):
-        assert not changed or all(n.endswith(UNCOVERED) for n in changed)
-    else:
-        assert isinstance(result, BundleRejected)
-    assert_bounded(peak, len(bundle) + sum(map(len, members.values())), floor=4 << 20,
-                   per_byte=200)
-
-
-
 # --- nesting: a parser that recurses meets a document nested deeper than Python's stack ----------
 
-depths = st.integers(1, 5000) | st.sampled_from([1000, 3000])
 
 
 @fuzz(15)
@@ -607,34 +421,3 @@ def test_deep_toml_in_a_target_file_is_a_target_error(depth: int, scratch: Path)
     path.write_text("[[platform]]\nname = " + "[\n" * depth + "]\n" * depth)
     with pytest.raises(TargetError):
         load_targets([str(path)], catalogue=[])
-
-
-def _deep_records(genuine: dict[str, bytes], depth: int) -> bytes:
-    """The genuine bundle with a first records.jsonl line of `depth` open brackets."""
-    members = {name: (b"[" * depth + b"\n" + data if name.endswith("/data/records.jsonl")
-                      else data) for name, data in genuine.items()}
-    return zip_bytes(members)
-
-
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="issue 11 section 6: deep JSON in a bundle, being fixed on branch bounds")
-@fuzz(10)
-@given(depth=depths)
-@example(depth=3000)
-def test_deep_json_in_a_bundle_is_a_problem(depth: int, genuine: dict[str, bytes],
-                                            scratch: Path) -> None:
-    """verify_bundle: a reported problem, never a RecursionError."""
-    report, _ = _verify(_deep_records(genuine, depth), scratch / "deep.zip")
-    assert isinstance(report, Verification) and not report.ok
-
-
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="issue 11 section 6: deep JSON in a bundle, being fixed on branch bounds")
-@fuzz(5)
-@given(depth=depths)
-@example(depth=3000)
-def test_deep_json_in_a_bundle_is_rejected_by_a_collector(depth: int, genuine: dict[str, bytes],
-                                                          collection: Collection) -> None:
-    """Collection.add: BundleRejected (a 422), never a RecursionError (a 500)."""
-    with pytest.raises(BundleRejected):
-        collection.add(_deep_records(genuine, depth))
