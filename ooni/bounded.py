@@ -155,7 +155,17 @@ def _skip_line(source: Source) -> None:
 
 def document(source: Source, limits: Limits = DEFAULT_LIMITS) -> bytes:
     """The whole file, when it is at most `document_bytes`; else OONIFormatError."""
-    data = source.read(limits.document_bytes + 1)
+    # In pieces: one read of the whole limit would set aside the limit's worth of memory even
+    # for a file of a few bytes.
+    pieces: list[bytes] = []
+    size = 0
+    while size <= limits.document_bytes:
+        piece = source.read(min(64 << 10, limits.document_bytes + 1 - size))
+        if not piece:
+            break
+        pieces.append(piece)
+        size += len(piece)
+    data = b"".join(pieces)
     if len(data) > limits.document_bytes:
         raise OONIFormatError(
             f"{source.path}: a .json document of more than {limits.document_bytes:,} bytes is "

@@ -28,7 +28,8 @@ from core import html_title
 from core.errors import OONIFormatError, RequestError, TargetError
 from core.observations import HTTPRequest
 from core.times import Clock
-from ooni.read import OONIMeasurement, parse_ooni, read_ooni_file
+from ooni.read import OONIMeasurement, parse_ooni
+from ooni.read_file import read_ooni_file
 from probes import dns_wire
 from probes.config import ProbeConfig
 from probes.http import MAX_HEADER_VALUE, MAX_HEADERS, fetch, normalise_url, redirect_location
@@ -410,8 +411,6 @@ def test_deep_json_in_an_ooni_file_is_a_format_error(depth: int, suffix: str,
     assert len(found) == (0 if depth == 1 and suffix == ".json" else 1)  # "[]": no measurement
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="issue 11 section 6: deep TOML nesting, being fixed on branch holes")
 @fuzz(10)
 @given(depth=depths)
 @example(depth=3000)
