@@ -3,12 +3,13 @@
 Each test reproduces one way a report misled or broke (issue 12, "Reports and plots"): the
 harmless name missing from an SNI finding, a public resolver's AAAA NXDOMAIN quoted as if it
 refused the name, the control's TLS handshake left unquoted, an outage finding headed as if a
-site were out.
+site were out, a figure parted from its caption by a page break, table headers split mid-word.
 """
 
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ from core.target import Target
 from presentation.i18n import translator
 from presentation.report_control import describe_control
 from presentation.report_evidence import explain
+from presentation.report_model import Figure, Paragraph, Report, Section
+from presentation.report_pdf import render_pdf
 from results.store import Store
 from services.report import ReportOptions, write_report
 
@@ -190,3 +193,51 @@ def test_an_outage_finding_has_its_own_heading(tmp_path: Path,
     # A blocking finding keeps the heading that fits it.
     blocking = _report(tmp_path / "b", "b.html", sni_block(), SNI_VERDICT)
     assert "What rules out a local fault or an outage of the site." in blocking.read_text()
+
+
+# --- 4. the PDF: a figure keeps its caption; table headers keep their words -----------------
+
+
+def _png() -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (1200, 700), (40, 120, 200)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _figure_report(filler: int) -> Report:
+    lines = tuple(Paragraph(f"Filler paragraph {i} of the findings.") for i in range(filler))
+    caption = "Caption of the timeline figure."
+    section = Section(1, "Timeline", (*lines, Figure("image/png", _png(), caption, "alt")))
+    return Report(lang="en", direction="ltr", title="t", front=(), sections=(section,),
+                  page_label="Page {page} of {pages}", generated=GENERATED)
+
+
+def test_a_figure_and_its_caption_share_a_page() -> None:
+    png = _png()
+    checked = 0
+    # Fillers of every length move the figure down the page until it meets the page's end.
+    for filler in range(0, 60, 2):
+        reader = pypdf.PdfReader(io.BytesIO(render_pdf(_figure_report(filler))))
+        with_image = [i for i, page in enumerate(reader.pages) if page.images]
+        assert len(with_image) == 1, filler
+        page = reader.pages[with_image[0]]
+        assert "Caption of the timeline figure." in _flat(page.extract_text()), filler
+        checked += len(reader.pages) > 1
+    assert checked  # some layouts did reach a second page
+    assert png  # the image is real PNG data
+
+
+def test_the_exhibits_table_keeps_its_header_words_whole(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NETVIGIL_KEYS", str(tmp_path / "keys"))
+    pages = _pdf_pages(_report(tmp_path, "e.pdf", sni_block(), SNI_VERDICT).read_bytes())
+    words = {w for page in pages for line in page.splitlines() for w in line.split()}
+    for header in ("Exhibit", "Measurement", "Run", "Target", "Started", "(UTC,", "exact)",
+                   "Verdict", "Record", "SHA-256"):
+        assert header in words, (header, sorted(w for w in words if len(w) < 8))
+    assert not re.search(r"\bExhibi\b", "\n".join(pages))
+    # The table's caption is on the page of its header, not alone at the foot of the one before.
+    [page] = [p for p in pages if "Measurements cited in this report" in p]
+    assert "Exhibit Measurement" in _flat(page)
