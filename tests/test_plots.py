@@ -368,3 +368,32 @@ def test_reachability_thresholds_follow_the_arguments(tmp_path):
 def test_reachability_without_bins_renders(tmp_path):
     assert "no data" in svg_texts(reach(tmp_path, "r.svg", []))
 
+
+
+# --- the time axis fits the data -----------------------------------------------------------------
+def _mark_columns(image: np.ndarray, colour: str) -> np.ndarray:
+    """The plot area's pixel columns where a mark of `colour` is drawn (the legend excluded)."""
+    left, right = round(LEFT_IN * DPI), round((WIDTH_IN - RIGHT_IN) * DPI)
+    near = np.abs(image[:, left:right].astype(int) - rgb(colour).astype(int)).max(axis=2) < 30
+    return np.nonzero(near.any(axis=0))[0]
+
+
+def _clusters(columns: np.ndarray) -> int:
+    return int(columns.size and 1 + np.count_nonzero(np.diff(columns) > 1))
+
+
+def test_runs_seconds_apart_spread_across_the_axis(tmp_path):
+    # Ten runs over 80 seconds: they used to sit in one column of an hour-wide axis.
+    start = T0 + timedelta(hours=9)
+    points = [Point(k + 1, k + 1, urls(1)[0], "web",
+                    (start + timedelta(seconds=80 * k / 9)).isoformat(), "ok")
+              for k in range(10)]
+    image = pixels(render(tmp_path, "fast.png", points, []))
+    columns = _mark_columns(image, plot_style.MARKS["ok"].colour)
+    width = (WIDTH_IN - LEFT_IN - RIGHT_IN) * DPI
+    assert columns.max() - columns.min() > 0.5 * width  # the data fills the axis
+    assert _clusters(columns) == 10  # every run a mark of its own
+    lo, hi = plots.x_limits([start])  # one moment: a short axis, not an hour
+    assert timedelta(days=hi - lo) < timedelta(minutes=5)
+    lo, hi = plots.x_limits([T0, T0 + timedelta(days=10)])  # long data: its own range
+    assert hi - lo == pytest.approx(10 * (1 + 2 * X_PAD))
