@@ -397,3 +397,52 @@ def test_runs_seconds_apart_spread_across_the_axis(tmp_path):
     assert timedelta(days=hi - lo) < timedelta(minutes=5)
     lo, hi = plots.x_limits([T0, T0 + timedelta(days=10)])  # long data: its own range
     assert hi - lo == pytest.approx(10 * (1 + 2 * X_PAD))
+
+
+def _fast_runs(db: Path) -> None:
+    """Ten runs of three targets over 80 seconds; the third target fails from the sixth run."""
+    from core.observations import Measurement
+    from core.target import Target
+    from results.store import Store
+
+    start = T0 + timedelta(hours=9)
+    with Store(db) as store:
+        for k in range(10):
+            run = store.begin_run({"tool": "netvigil", "asn": "AS64500"}, {})
+            when = (start + timedelta(seconds=80 * k / 9)).isoformat().replace("+00:00", "Z")
+            for i, url in enumerate(urls(3)):
+                verdict = "down" if i == 2 and k >= 5 else "ok"
+                store.add_measurement(run, Measurement(Target(url), when, 0.1, ()),
+                                      {"verdict": verdict, "reason": "test"})
+            store.finish_run(run, "ok", {})
+
+
+def test_plot_reachability_takes_a_bin_width(tmp_path, capsys, monkeypatch):
+    import cli
+
+    monkeypatch.setenv("NETVIGIL_KEYS", str(tmp_path / "keys"))
+    db = tmp_path / "fast.db"
+    _fast_runs(db)
+    base = ["plot", "reachability", "--db", str(db), "--out"]
+    assert cli.main([*base, str(tmp_path / "hour.svg")]) == 0  # the default: 1h
+    assert cli.main([*base, str(tmp_path / "minute.svg"), "--bin", "1m"]) == 0
+    assert cli.main([*base, str(tmp_path / "minute.png"), "--bin", "1m"]) == 0
+    assert (tmp_path / "minute.png").read_bytes()[:8] == PNG_SIGNATURE
+    # One bin in an hour; two one-minute bins over 80 s: the charts differ.
+    assert (tmp_path / "hour.svg").read_bytes() != (tmp_path / "minute.svg").read_bytes()
+    capsys.readouterr()
+    for wrong in ("5", "90s", "0m", "fast"):
+        assert cli.main([*base, str(tmp_path / "x.png"), "--bin", wrong]) == 2, wrong
+        err = capsys.readouterr().err
+        assert err.startswith(f"netvigil: error: --bin {wrong}: "), err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bin_widths_are_whole_minutes():
+    from services.actions import bin_minutes
+
+    assert [bin_minutes(t) for t in ("1m", "5m", "1h", "1h30m", "120s")] == [1, 5, 60, 90, 2]
+    for wrong in ("", "30s", "1.5m", "-5m"):
+        with pytest.raises(ValueError, match="--bin"):
+            bin_minutes(wrong)
