@@ -243,9 +243,12 @@ def _stored(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                             "netvigil plot timeline --since 2026-11-01 --target x.com --out x.svg"])
     tl.add_argument("--target", metavar="URL|HOST")
     tl.add_argument("--title")
-    _command(pl, "reachability", "the reachable share per network over time",
-             parents=[db, window, out], handler=cmd_plot_reachability,
-             examples=["netvigil plot reachability --since 2026-11-01 --out reach.png"])
+    rp = _command(pl, "reachability", "the reachable share per network over time",
+                  parents=[db, window, out], handler=cmd_plot_reachability,
+                  examples=["netvigil plot reachability --since 2026-11-01 --out reach.png",
+                            "netvigil plot reachability --bin 5m --out reach.svg"])
+    rp.add_argument("--bin", default="1h", metavar="DURATION",
+                    help="width of a time bin, whole minutes: 5m, 1h (default: %(default)s)")
 
     o = _actions(_command(
         sub, "ooni", "classify or import OONI measurement files",
@@ -484,7 +487,7 @@ def cmd_plot_timeline(args: argparse.Namespace, s: Settings, out: Output) -> int
 def cmd_plot_reachability(args: argparse.Namespace, s: Settings, out: Output) -> int:
     from services import actions
 
-    out.message(actions.plot_reachability(s, args.out))
+    out.message(actions.plot_reachability(s, args.out, args.bin))
     return 0
 
 

@@ -134,7 +134,7 @@ def fetch_path(target_url: str, hops: list[HTTPRequest]) -> list[PathHop]:
     return path
 
 
-def _handshake_completed(h: TLSHandshake) -> bool:
+def handshake_completed(h: TLSHandshake) -> bool:
     """The server answered the ClientHello: success, or a certificate it sent was refused."""
     return h.failure is None or h.failure in failures.CERTIFICATE_FAILURES
 
@@ -217,14 +217,14 @@ class ProbeView:
     def tls_reached(self, host: str, port: int) -> bool:
         """Some handshake with `host` as SNI on `port` completed."""
         return any(
-            _handshake_completed(h) and h.port == port and norm_host(h.sni) == host
+            handshake_completed(h) and h.port == port and norm_host(h.sni) == host
             for h in self.tls
         )
 
     def harmless_completed(self, address: str, port: int) -> bool:
         """A harmless-SNI handshake to the same endpoint went through (SNI filtering test)."""
         return any(
-            h.address == address and h.port == port and _handshake_completed(h)
+            h.address == address and h.port == port and handshake_completed(h)
             for h in self.harmless
         )
 

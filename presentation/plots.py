@@ -16,7 +16,7 @@ is drawn, never when this module is imported. The inputs are typed by the attrib
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from core.errors import ConfigError
@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 # A span as short as one measurement would be invisible: it is drawn at least this wide.
 MIN_SPAN = 0.006  # fraction of the time axis
+MIN_RANGE = timedelta(minutes=2)  # the shortest time axis (before padding)
 TITLE_CHARS = 120
 REACHABILITY_HEIGHT_IN = 4.6
 REACHABILITY_LEFT_IN = 0.9
@@ -112,12 +113,17 @@ def _event_times(event: EventLike) -> list[datetime]:
     return [parse_utc(t) for t in (event.start, event.end, event.first_clean) if t]
 
 
-def _x_limits(times: Sequence[datetime]) -> tuple[float, float]:
+def x_limits(times: Sequence[datetime]) -> tuple[float, float]:
+    """The time axis (matplotlib date numbers): the data's own range, padded by X_PAD on each
+    side. A range shorter than MIN_RANGE (one moment, a few runs a few seconds apart) is
+    widened to MIN_RANGE around its middle: wide enough to read, narrow enough that runs
+    seconds apart stay apart (an hour put 10 runs over 80 s in one column)."""
     values = [_num(t) for t in times]
     lo, hi = min(values), max(values)
-    if hi - lo < 1 / 24:  # a single moment (or nearly): show an hour around it
+    least = MIN_RANGE / timedelta(days=1)  # date numbers count days
+    if hi - lo < least:
         middle = (lo + hi) / 2
-        lo, hi = middle - 1 / 48, middle + 1 / 48
+        lo, hi = middle - least / 2, middle + least / 2
     pad = X_PAD * (hi - lo)
     return lo - pad, hi + pad
 
@@ -160,7 +166,7 @@ def _timeline_figure(points: Sequence[PointLike], events: Sequence[EventLike],
         ax.text(0.5, 0.5, "no measurements", transform=ax.transAxes, ha="center", va="center")
         return figure
 
-    limits = _x_limits(times)
+    limits = x_limits(times)
     ax.set_xlim(*limits)
     ax.set_ylim(max(len(rows), 1) - 0.5, -0.5)  # first row at the top
     _time_axis(ax)
@@ -289,7 +295,7 @@ def _reachability_figure(bins: Sequence[BinLike], warning: float, critical: floa
         ax.text(0.5, 0.5, "no data", transform=ax.transAxes, ha="center", va="center")
         return figure
 
-    ax.set_xlim(*_x_limits(times))
+    ax.set_xlim(*x_limits(times))
     ax.set_ylim(0.0, 1.05)
     ax.yaxis.set_major_formatter(PercentFormatter(1.0))
     ax.set_ylabel("reachable share")

@@ -1,7 +1,6 @@
 """How a measurement was blocked, in plain words, with the decisive observations quoted.
 
     explain(outcome, measurement, control, tr, redact) -> (sentence, quotes)
-    describe_control(measurement, control, tr) -> (sentences, quotes)
 
 `explain` turns one verdict outcome (`dns.nxdomain`, `tls.sni_filtered`,
 `http.blockpage:<name>`, ...) into a sentence a court can read ("When asked for example.com,
@@ -17,17 +16,16 @@ test helper are not the vantage point's and stay: they are the evidence.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
+from analysis.views import Resolution, handshake_completed, resolutions
 from core import failures
 from core.addresses import is_bogon, join_endpoint
 from core.observations import DNSQuery, HTTPRequest, Measurement, TCPConnect, TLSHandshake
 from presentation.i18n import Translator
+from presentation.report_control import ControlSide
 from presentation.report_model import Quote
-from presentation.report_quotes import Quoting, lookups, plain_host
+from presentation.report_quotes import MAX_QUOTES, Quoting, lookups, plain_host
 from presentation.report_text import listing, visible
 
-MAX_QUOTES = 4
 _ENCRYPTED = frozenset({"doh", "dot"})
 _DNS = {"nxdomain": failures.DNS_NXDOMAIN, "no_answer": failures.DNS_NO_ANSWER,
         "servfail": failures.DNS_SERVFAIL, "refused": failures.DNS_REFUSED,
@@ -45,63 +43,7 @@ class _Explainer:
         self.control = control
         self.tr = tr
         self.q = Quoting(tr, redact)
-
-    # --- the control's side, as a clause ("while the control ...") --------------------------
-
-    def control_dns(self, host: str) -> tuple[str, list[Quote]]:
-        _ = self.tr._
-        if self.control is None:
-            return _("no control lookup was recorded"), []
-        queries = lookups(self.control, host)
-        addresses = [a for q in queries for a in q.all_addresses]
-        quotes = [self.q.dns(q, control=True) for q in queries[:2]]
-        if addresses:
-            return _("the control (the test helper, on an uncensored network) resolved it to "
-                     "{addresses}").format(addresses=visible(listing(addresses))), quotes
-        if queries:
-            return _("the control could not resolve it either"), quotes
-        return _("the control did not look this name up"), quotes
-
-    def control_reached(self) -> bool:
-        return self.control is not None and any(
-            h.status is not None for h in self.control.of(HTTPRequest))
-
-    def control_tcp(self, address: str, port: int) -> tuple[str, list[Quote]]:
-        _ = self.tr._
-        if self.control is not None:
-            same = [c for c in self.control.of(TCPConnect)
-                    if (c.address, c.port) == (address, port)]
-            if same and same[0].failure is None:
-                return (_("the control connected to the same address and port"),
-                        [self.q.tcp(same[0], control=True)])
-        if self.control_reached():
-            return _("the control reached the site"), []
-        return _("no control connection was recorded"), []
-
-    def control_tls(self, h: TLSHandshake, verified: bool = False) -> tuple[str, list[Quote]]:
-        _ = self.tr._
-        if self.control is not None:
-            same = [c for c in self.control.of(TLSHandshake) if c.purpose == "target"
-                    and c.failure is None and (not verified or c.cert_verified)
-                    and plain_host(c.sni) == plain_host(h.sni)]
-            exact = [c for c in same if (c.address, c.port) == (h.address, h.port)] or same
-            if exact:
-                text = (_("the control received a valid certificate for the same name")
-                        if verified else _("the control's handshake naming the same site "
-                                           "completed"))
-                return text, [self.q.tls(exact[0], control=True)]
-        if self.control_reached():
-            return _("the control reached the site"), []
-        return _("no control handshake was recorded"), []
-
-    def control_page(self, url: str) -> tuple[str, list[Quote]]:
-        _ = self.tr._
-        hops = [h for h in (self.control.of(HTTPRequest) if self.control else [])
-                if h.status is not None]
-        same = [h for h in hops if h.url == url] or hops
-        if not same:
-            return _("no control fetch was recorded"), []
-        return _("the control fetched the page"), self.q.http(same[-1], control=True)[:2]
+        self.side = ControlSide(control, tr)
 
     # --- per outcome ---------------------------------------------------------------------
 
@@ -124,7 +66,10 @@ class _Explainer:
         if kind == "injected":
             hits = [q for q in plain if q.injected]
         elif kind in _DNS:
-            hits = [q for q in plain if q.failure == _DNS[kind] and not q.all_addresses]
+            # As the analysis judges a refusal: per resolver, over all its queries (A, AAAA,
+            # ANY). A resolver that gave an address did not refuse the name, whatever one of
+            # its query types answered; the refusing resolver's queries are quoted together.
+            hits = [q for res in self._refusing(_DNS[kind]) for q in res.queries]
         else:
             # The answers the control does not share; for a bogon, the special-purpose ones.
             hits = [q for q in plain if self._unshared(q)]
@@ -135,7 +80,7 @@ class _Explainer:
             return None
         q = hits[0]
         host = plain_host(q.hostname)
-        said, control_quotes = self.control_dns(host)
+        said, control_quotes = self.side.dns(host)
         values = {"host": visible(host), "resolver": self.q.resolver_name(q), "control": said}
         if kind == "injected":
             first, second = q.responses[0], q.responses[1]
@@ -167,7 +112,19 @@ class _Explainer:
                       "{control}: the two answers have no address in common, and no valid "
                       "certificate for {host} was seen on the probe's addresses.")
                     ).format(**values)
-        return text, [self.q.dns(h) for h in hits[:2]] + control_quotes
+        quotes = [self.q.dns(h) for h in hits[:2]] + control_quotes
+        if kind in _DNS:  # the name resolved elsewhere from the same vantage point: say so
+            quotes += [self.q.dns(h) for h in self._resolved_elsewhere(host)[:1]]
+        return text, quotes
+
+    def _refusing(self, failure: str) -> list[Resolution]:
+        """The plain resolvers that gave no address for a name, failing with `failure`."""
+        return [res for group in resolutions(self._plain()).values() for res in group
+                if not res.addresses and res.failure == failure]
+
+    def _resolved_elsewhere(self, host: str) -> list[DNSQuery]:
+        """The probe's plain queries for `host` that did get an address."""
+        return [q for q in self._plain() if plain_host(q.hostname) == host and q.all_addresses]
 
     def _unshared(self, q: DNSQuery) -> list[str]:
         """The query's addresses that the control did not get for the same name."""
@@ -187,7 +144,7 @@ class _Explainer:
         if not hits:
             return None
         c = hits[0]
-        said, control_quotes = self.control_tcp(c.address, c.port)
+        said, control_quotes = self.side.tcp(c.address, c.port)
         template = {
             "reset": _("The TCP connection to {endpoint} ({host}) was reset ({failure}) before "
                        "it was established, while {control}."),
@@ -215,15 +172,16 @@ class _Explainer:
                   "failure": h.failure}
         quotes = [self.q.tls(x) for x in hits[:2]]
         if kind == "sni_filtered":
-            harmless = [x for x in self.m.of(TLSHandshake) if x.purpose == "harmless_sni"
-                        and x.address == h.address and x.failure is None]
-            text = _("The TLS handshake with {endpoint} naming {sni} failed after the ClientHello "
-                     "({failure}), while the same handshake with the same address naming a "
-                     "harmless site ({harmless}) completed: the network blocks connections by "
-                     "the site's name, which the ClientHello carries in clear (SNI).").format(
-                harmless=visible(harmless[0].sni if harmless else "?"), **values)
-            return text, quotes + [self.q.tls(x) for x in harmless[:1]]
-        said, control_quotes = self.control_tls(h, verified=kind == "mitm")
+            # The proof is a pair: the target's name failed where a harmless name, to the same
+            # endpoint, got the server's answer (`analysis.views.handshake_completed`: the
+            # analysis's own test, so the report quotes the handshake the verdict rests on).
+            pairs = [(x, y) for x in hits for y in self.m.of(TLSHandshake)
+                     if y.purpose == "harmless_sni" and handshake_completed(y)
+                     and (y.address, y.port) == (x.address, x.port)]
+            if pairs:
+                return self._sni(*pairs[0])
+            kind = next((k for k, v in _CONN.items() if v == h.failure), kind)
+        said, control_quotes = self.side.tls(h, verified=kind == "mitm")
         template = {
             "mitm": _("The server at {endpoint} presented a certificate for {sni} that does "
                       "not verify ({failure}), while {control}: the connection was intercepted "
@@ -235,6 +193,16 @@ class _Explainer:
         }.get(kind, _("The TLS handshake with {endpoint} naming {sni} was cut off after the "
                       "ClientHello: the connection was closed ({failure}), while {control}."))
         return template.format(control=said, **values), quotes + control_quotes
+
+    def _sni(self, h: TLSHandshake, harmless: TLSHandshake) -> tuple[str, list[Quote]]:
+        text = self.tr._("The TLS handshake with {endpoint} naming {sni} failed after the "
+                         "ClientHello ({failure}), while the same handshake with the same "
+                         "address naming a harmless site ({harmless}) completed: the network "
+                         "blocks connections by the site's name, which the ClientHello carries "
+                         "in clear (SNI).").format(
+            endpoint=join_endpoint(h.address, h.port), sni=visible(h.sni), failure=h.failure,
+            harmless=visible(harmless.sni))
+        return text, [self.q.tls(h), self.q.tls(harmless)]
 
     def http(self, kind: str) -> tuple[str, list[Quote]] | None:
         _ = self.tr._
@@ -249,11 +217,11 @@ class _Explainer:
                           title=visible(hop.title), **values) if hop.title else
                     _("The request for {url} was answered with a known blockpage "
                       "({fingerprint}): status {status}.").format(**values))
-            _said, control_quotes = self.control_page(hop.url)
+            _said, control_quotes = self.side.page(hop.url)
             return text, self.q.http(hop) + control_quotes
         if kind == "diff" and answered:
             hop = answered[-1]
-            _said, control_quotes = self.control_page(hop.url)
+            _said, control_quotes = self.side.page(hop.url)
             text = _("The page received for {url} (status {status}, titled “{title}”) differs "
                      "from the control's page beyond what chance explains.").format(
                 url=visible(hop.url), status=hop.status,
@@ -263,7 +231,7 @@ class _Explainer:
         if not failed:
             return None
         hop = failed[0]
-        said, control_quotes = self.control_page(hop.url)
+        said, control_quotes = self.side.page(hop.url)
         template = {
             "reset": _("The HTTP request for {url} was reset after it was sent ({failure}), "
                        "while {control}."),
@@ -282,7 +250,7 @@ class _Explainer:
         text = self.tr._("The download of {url} ran at {rate} kB/s, far slower than the "
                          "network's other downloads in the same run or than the control's."
                          ).format(url=visible(hop.url), rate=f"{(hop.goodput or 0) / 1000:.1f}")
-        _said, control_quotes = self.control_page(hop.url)
+        _said, control_quotes = self.side.page(hop.url)
         return text, self.q.http(hop)[:1] + control_quotes
 
 
@@ -291,44 +259,3 @@ def explain(outcome: str, m: Measurement, control: Measurement | None, tr: Trans
     """One outcome in plain words, with the quoted observations (at most MAX_QUOTES)."""
     text, quotes = _Explainer(m, control, tr, redact).explain(outcome)
     return text, tuple(quotes[:MAX_QUOTES])
-
-
-def _sentences(parts: Iterable[str]) -> str:
-    return " ".join(p for p in parts if p)
-
-
-def describe_control(m: Measurement, control: Measurement | None,
-                     tr: Translator) -> tuple[str, tuple[Quote, ...]]:
-    """What the test helper saw of the same target, from an uncensored network."""
-    _ = tr._
-    if control is None:
-        return _("No control (a measurement of the same target by the test helper, from an "
-                 "uncensored network) was recorded for this measurement."), ()
-    host = m.target.hostname
-    queries = lookups(control, host)
-    addresses = [a for q in queries for a in q.all_addresses]
-    if addresses:
-        first = _("The test helper, measuring the same target from an uncensored network, "
-                  "resolved {host} to {addresses}.").format(host=visible(host),
-                                                            addresses=visible(listing(addresses)))
-    else:
-        first = _("The test helper measured the same target from an uncensored network.")
-    verified = [h for h in control.of(TLSHandshake) if h.purpose == "target" and h.cert_verified]
-    tls = _("Its TLS handshake naming {sni} completed with a valid certificate.").format(
-        sni=visible(verified[0].sni)) if verified else ""
-    hops = control.of(HTTPRequest)
-    final = hops[-1] if hops else None
-    if final is None:
-        page = ""
-    elif final.status is not None:
-        page = _("It fetched {url}: status {status}, titled “{title}”.").format(
-            url=visible(final.url), status=final.status,
-            title=visible(final.title) if final.title else _("no title"))
-    else:
-        page = _("Its request for {url} failed too ({failure}).").format(
-            url=visible(final.url), failure=visible(final.failure or ""))
-    quoting = Quoting(tr, redact=False)
-    quotes = [quoting.dns(q, control=True) for q in queries[:1]]
-    if final is not None:
-        quotes += quoting.http(final, control=True)[:2]
-    return _sentences((first, tls, page)), tuple(quotes)

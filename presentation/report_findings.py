@@ -7,8 +7,8 @@ where (the run's vantage JSON: ISP, ASN, country, or "not recorded"; withheld on
 (UTC to the minute, and the vantage point's local time when the run recorded its time zone), how
 (the technique in plain words with the decisive observations quoted, `report_evidence`), how sure
 (counts, confidence, proof), and what rules out a local fault or an outage of the site: the test
-helper's control, other targets that worked from the same network in the same run, and the
-measurements before and after.
+helper's control (`report_control`), other targets that worked from the same network in the same
+run, and the measurements before and after (for an outage, these bound it in time).
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from __future__ import annotations
 from core.observations import DNSQuery
 from core.verdicts import split_list
 from presentation.i18n import Translator
-from presentation.report_evidence import describe_control, explain
+from presentation.report_control import describe_control
+from presentation.report_evidence import explain
 from presentation.report_model import Block, Exhibits, Heading, Paragraph, Quote, ReportData
 from presentation.report_plan import FindingPlan
 from presentation.report_text import (
@@ -246,7 +247,11 @@ class _Writer:
         if self.plan.kind == "blocking":
             parts.append((self.network_state() + " " + self.peer_text(), ()))
         parts += [(text, ()) for text in self.neighbours()]
-        lead = _("What rules out a local fault or an outage of the site.")
+        # An outage has no site to rule out: what sets it apart are the measurements that
+        # worked from the same network before and after it.
+        lead = (_("What bounds it in time: the measurements before and after.")
+                if self.plan.kind == "outage" else
+                _("What rules out a local fault or an outage of the site."))
         return [Paragraph(text, lead=lead if i == 0 else "", quotes=quotes)
                 for i, (text, quotes) in enumerate(parts)]
 

@@ -46,6 +46,7 @@ _FILES = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf",
           "mono": "DejaVuSansMono.ttf"}
 _COL_WEIGHTS = (10, 18, 7, 30, 27, 16, 52)  # exhibits: the hash column gets the most room
 LINE = 5.0  # mm per line of body text
+_TABLE_START = 6 * 3.4  # mm: a table's header and first row, about six of its lines
 _PAGES = "{nb}"  # fpdf2's alias for the page count, live only in the footer (`_PDF`)
 TextSupport = Literal["shaped", "unshaped", "latin1"]
 
@@ -163,16 +164,20 @@ class _Writer:
             self.direction = direction
 
     def text(self, text: str, size: float = 10, bold: bool = False, mono: bool = False,
-             indent: float = 0.0, height: float = LINE) -> None:
-        from fpdf.enums import WrapMode, XPos, YPos
+             indent: float = 0.0, height: float = LINE, dry_run: bool = False) -> float:
+        """Write `text` (or, with `dry_run`, only measure it); the height it takes, in mm."""
+        from fpdf.enums import MethodReturnValue, WrapMode, XPos, YPos
 
         pdf = self.pdf
         self._shape(None if mono else self.report.direction)  # evidence: dir="auto"
         pdf.set_font(self.mono if mono else self.body, "B" if bold else "", size)
         pdf.set_x(pdf.l_margin + (0 if self.align == "R" else indent))
-        pdf.multi_cell(pdf.epw - indent, height, self.clean(text), align=self.align,
-                       new_x=XPos.LMARGIN, new_y=YPos.NEXT,
-                       wrapmode=WrapMode.CHAR if mono else WrapMode.WORD)
+        used = pdf.multi_cell(pdf.epw - indent, height, self.clean(text), align=self.align,
+                              new_x=XPos.LMARGIN, new_y=YPos.NEXT,
+                              wrapmode=WrapMode.CHAR if mono else WrapMode.WORD,
+                              dry_run=dry_run, output=MethodReturnValue.HEIGHT)
+        assert isinstance(used, float | int)  # output=HEIGHT returns the height alone
+        return float(used)
 
     def paragraph(self, p: Paragraph) -> None:
         if p.lead:
@@ -189,12 +194,19 @@ class _Writer:
         from fpdf.fonts import FontFace
 
         pdf = self.pdf
+        # The caption goes with the table's first rows, not alone at the foot of a page.
+        if pdf.will_page_break(self.text(t.caption, bold=True, dry_run=True) + _TABLE_START):
+            pdf.add_page()
         self.text(t.caption, bold=True)
         self._shape(None)  # each cell its own direction: an Arabic label, an LTR URL or hash
-        pdf.set_font(self.body, "", 7)
+        widths = self._column_widths(t)
+        pdf.set_font(self.body, "", 7)  # after measuring, which sets the bold font too
         mono = FontFace(family=self.mono, size_pt=6.5)
-        with pdf.table(col_widths=_COL_WEIGHTS[: len(t.header)], text_align="LEFT",
-                       wrapmode=WrapMode.CHAR, line_height=3.4, width=pdf.epw) as table:
+        # Words wrap whole ("Exhibit", never "Exhibi/t"); a word wider than its column (a URL,
+        # a hash, an exact time) still breaks between characters, as fpdf2 does when a line
+        # holds no space.
+        with pdf.table(col_widths=widths, text_align="LEFT",
+                       wrapmode=WrapMode.WORD, line_height=3.4, width=pdf.epw) as table:
             header = table.row()
             for cell in t.header:
                 header.cell(self.clean(cell))
@@ -204,10 +216,53 @@ class _Writer:
                     row.cell(self.clean(cell), style=mono if i in t.mono else None)
         pdf.ln(3)
 
-    def figure(self, f: Figure) -> None:
+    def _column_widths(self, t: Table) -> list[float]:
+        """Column widths (mm) from `_COL_WEIGHTS`, widened so that every word of the header
+        and of the text columns fits whole; the room comes from columns that have some to
+        spare. Words longer than a third of the page (URLs) are left to break."""
         pdf = self.pdf
-        pdf.image(io.BytesIO(f.data), w=pdf.epw, alt_text=self.clean(f.alt))
+        weights = _COL_WEIGHTS[: len(t.header)]
+        widths = [pdf.epw * w / sum(weights) for w in weights]
+        pad = 2 * pdf.c_margin + 0.5  # fpdf2's cell margins, and a little for rounding
+
+        def widest(texts: list[str], bold: bool) -> float:
+            pdf.set_font(self.body, "B" if bold else "", 7)
+            found = [pdf.get_string_width(self.clean(w)) for x in texts for w in x.split()]
+            return max([w for w in found if w + pad <= pdf.epw / 3], default=0.0) + pad
+
+        floors = [max(widest([head], True),
+                      0.0 if i in t.mono else widest([r[i] for r in t.rows if i < len(r)], False))
+                  for i, head in enumerate(t.header)]
+        if sum(floors) >= pdf.epw:  # not enough room for all: share it by the words' widths
+            return [pdf.epw * f / sum(floors) for f in floors]
+        short = sum(max(f - w, 0.0) for f, w in zip(floors, widths, strict=True))
+        spare = [max(w - f, 0.0) for f, w in zip(floors, widths, strict=True)]
+        return [max(f, w - short * s / sum(spare))
+                for f, w, s in zip(floors, widths, spare, strict=True)]
+
+    def figure(self, f: Figure) -> None:
+        """The image and its caption on one page: the page breaks before both, not between them.
+        An image too tall for a page with its caption is scaled down to fit one."""
+        pdf = self.pdf
+        caption = self.text(f.caption, size=8.5, dry_run=True)
+        width, height = self._image_size(f.data, pdf.page_break_trigger - pdf.t_margin - caption)
+        if pdf.will_page_break(height + caption):
+            pdf.add_page()
+        pdf.image(io.BytesIO(f.data), x=pdf.l_margin + (pdf.epw - width) / 2, w=width, h=height,
+                  alt_text=self.clean(f.alt))
         self.text(f.caption, size=8.5)
+
+    def _image_size(self, data: bytes, room: float) -> tuple[float, float]:
+        """(width, height) in mm: the full text width, or less when taller than `room`."""
+        from PIL import Image  # fpdf2 depends on Pillow
+
+        with Image.open(io.BytesIO(data)) as image:
+            pixels_wide, pixels_high = image.size
+        width = self.pdf.epw
+        height = width * pixels_high / max(pixels_wide, 1)
+        if height > room > 0:
+            width, height = width * room / height, room
+        return width, height
 
     def section(self, s: Section) -> None:
         self.pdf.ln(3)

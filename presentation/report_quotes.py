@@ -9,12 +9,14 @@ sentences; the control's observations are quoted the same way, labelled as the c
 
 from __future__ import annotations
 
+from core import failures
 from core.addresses import join_endpoint
 from core.observations import DNSQuery, HTTPRequest, Measurement, TCPConnect, TLSHandshake
 from presentation.i18n import Translator
 from presentation.report_model import Quote
 from presentation.report_text import excerpt, visible
 
+MAX_QUOTES = 4  # quotes beside one paragraph: the decisive observations, not all of them
 _SHOWN_HEADERS = ("server", "location", "via")
 
 
@@ -64,7 +66,12 @@ class Quoting:
     def tls(self, h: TLSHandshake, control: bool = False) -> Quote:
         _ = self.tr._
         label = _("control TLS handshake") if control else _("TLS handshake")
-        if h.failure is not None:
+        if h.failure in failures.CERTIFICATE_FAILURES:
+            # The server answered the ClientHello: not a failure like a reset (the SNI test
+            # rests on exactly this difference), only the certificate was not accepted.
+            answered = _("server answered, certificate not accepted")
+            status = f"{answered} ({h.failure})"
+        elif h.failure is not None:
             status = h.failure
         else:
             valid = _("certificate valid") if h.cert_verified else _("certificate not verified")

@@ -107,8 +107,12 @@ Step 4: the custody log
   The log starts at the first entry made since the first record here was collected; the
   first entry's prev_sha256 is its anchor (Netvigil-Custody-Anchor in bag-info.txt; 64 zeros:
   the log's first entry). data/custody_signature.json signs the slice like a run head (step 3),
-  the message being "netvigil custody head v1\n" + <anchor_sha256> + "\n" + <head_sha256>,
-  by the key named in it.
+  by the key named in it. The signed message is the ASCII bytes (each \\n one line feed, 0x0a;
+  none at the end)
+      netvigil custody head v1\\n<anchor_sha256>\\n<head_sha256>
+  with the two hashes from data/custody_signature.json. Rebuild it exactly with
+      printf 'netvigil custody head v1\\n%s\\n%s' <anchor_sha256> <head_sha256> > custody.msg
+  and check the signature over custody.msg as check.py does for a run head.
 
 Step 5: the timestamps (if data/timestamps.json is not empty)
   Each token stamps the SHA-256 of the same message the probe signed (step 3). Save the token

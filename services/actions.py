@@ -120,13 +120,25 @@ def plot_timeline(settings: Settings, out: Path, target: str | None = None,
             find_events(store, settings.since, settings.until, target), fmt, title))
 
 
-def plot_reachability(settings: Settings, out: Path) -> str:
-    """The reachable share per network over time."""
+def plot_reachability(settings: Settings, out: Path, bin_width: str = "1h") -> str:
+    """The reachable share per network over time, in bins `bin_width` wide ("5m", "1h")."""
     from services.events import reachability_bins
 
+    minutes = bin_minutes(bin_width)  # checked before the database is opened
     with Store(settings.db) as store:
         return draw(out, lambda plots, fmt: plots.plot_reachability(
-            reachability_bins(store, settings.since, settings.until), fmt))
+            reachability_bins(store, settings.since, settings.until, minutes), fmt))
+
+
+def bin_minutes(text: str) -> int:
+    """A reachability bin's width in whole minutes, from a duration ("5m", "1h", "1h30m")."""
+    from services.settings_checks import duration
+
+    seconds = duration(text, "--bin")
+    if seconds < 60 or seconds % 60:
+        raise ConfigError(f"--bin {text}: a bin is a whole number of minutes, at least 1m "
+                          "(e.g. 5m, 1h)", "--bin")
+    return int(seconds // 60)
 
 
 def report(settings: Settings, out: Path, event: str | None = None, redact_vantage: bool = False,

@@ -368,3 +368,81 @@ def test_reachability_thresholds_follow_the_arguments(tmp_path):
 def test_reachability_without_bins_renders(tmp_path):
     assert "no data" in svg_texts(reach(tmp_path, "r.svg", []))
 
+
+
+# --- the time axis fits the data -----------------------------------------------------------------
+def _mark_columns(image: np.ndarray, colour: str) -> np.ndarray:
+    """The plot area's pixel columns where a mark of `colour` is drawn (the legend excluded)."""
+    left, right = round(LEFT_IN * DPI), round((WIDTH_IN - RIGHT_IN) * DPI)
+    near = np.abs(image[:, left:right].astype(int) - rgb(colour).astype(int)).max(axis=2) < 30
+    return np.nonzero(near.any(axis=0))[0]
+
+
+def _clusters(columns: np.ndarray) -> int:
+    return int(columns.size and 1 + np.count_nonzero(np.diff(columns) > 1))
+
+
+def test_runs_seconds_apart_spread_across_the_axis(tmp_path):
+    # Ten runs over 80 seconds: they used to sit in one column of an hour-wide axis.
+    start = T0 + timedelta(hours=9)
+    points = [Point(k + 1, k + 1, urls(1)[0], "web",
+                    (start + timedelta(seconds=80 * k / 9)).isoformat(), "ok")
+              for k in range(10)]
+    image = pixels(render(tmp_path, "fast.png", points, []))
+    columns = _mark_columns(image, plot_style.MARKS["ok"].colour)
+    width = (WIDTH_IN - LEFT_IN - RIGHT_IN) * DPI
+    assert columns.max() - columns.min() > 0.5 * width  # the data fills the axis
+    assert _clusters(columns) == 10  # every run a mark of its own
+    lo, hi = plots.x_limits([start])  # one moment: a short axis, not an hour
+    assert timedelta(days=hi - lo) < timedelta(minutes=5)
+    lo, hi = plots.x_limits([T0, T0 + timedelta(days=10)])  # long data: its own range
+    assert hi - lo == pytest.approx(10 * (1 + 2 * X_PAD))
+
+
+def _fast_runs(db: Path) -> None:
+    """Ten runs of three targets over 80 seconds; the third target fails from the sixth run."""
+    from core.observations import Measurement
+    from core.target import Target
+    from results.store import Store
+
+    start = T0 + timedelta(hours=9)
+    with Store(db) as store:
+        for k in range(10):
+            run = store.begin_run({"tool": "netvigil", "asn": "AS64500"}, {})
+            when = (start + timedelta(seconds=80 * k / 9)).isoformat().replace("+00:00", "Z")
+            for i, url in enumerate(urls(3)):
+                verdict = "down" if i == 2 and k >= 5 else "ok"
+                store.add_measurement(run, Measurement(Target(url), when, 0.1, ()),
+                                      {"verdict": verdict, "reason": "test"})
+            store.finish_run(run, "ok", {})
+
+
+def test_plot_reachability_takes_a_bin_width(tmp_path, capsys, monkeypatch):
+    import cli
+
+    monkeypatch.setenv("NETVIGIL_KEYS", str(tmp_path / "keys"))
+    db = tmp_path / "fast.db"
+    _fast_runs(db)
+    base = ["plot", "reachability", "--db", str(db), "--out"]
+    assert cli.main([*base, str(tmp_path / "hour.svg")]) == 0  # the default: 1h
+    assert cli.main([*base, str(tmp_path / "minute.svg"), "--bin", "1m"]) == 0
+    assert cli.main([*base, str(tmp_path / "minute.png"), "--bin", "1m"]) == 0
+    assert (tmp_path / "minute.png").read_bytes()[:8] == PNG_SIGNATURE
+    # One bin in an hour; two one-minute bins over 80 s: the charts differ.
+    assert (tmp_path / "hour.svg").read_bytes() != (tmp_path / "minute.svg").read_bytes()
+    capsys.readouterr()
+    for wrong in ("5", "90s", "0m", "fast"):
+        assert cli.main([*base, str(tmp_path / "x.png"), "--bin", wrong]) == 2, wrong
+        err = capsys.readouterr().err
+        assert err.startswith(f"netvigil: error: --bin {wrong}: "), err
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_bin_widths_are_whole_minutes():
+    from services.actions import bin_minutes
+
+    assert [bin_minutes(t) for t in ("1m", "5m", "1h", "1h30m", "120s")] == [1, 5, 60, 90, 2]
+    for wrong in ("", "30s", "1.5m", "-5m"):
+        with pytest.raises(ValueError, match="--bin"):
+            bin_minutes(wrong)
