@@ -409,6 +409,10 @@ def cmd_run(args: argparse.Namespace, s: Settings, out: Output) -> int:
     out.warning(views.control_warning(result.control))
     out.show(result.to_dict(), lambda: views.run_view(
         result, campaign.explain_network(result.network)))
+    lost = actions_run.lost_targets(result, len(s.targets))
+    if lost:  # targets not measured are results lost: say so, and fail the command
+        out.error(lost)
+        return 1
     return 0
 
 
