@@ -96,3 +96,47 @@ def test_a_run_without_internal_errors_still_exits_0(env, lab, capsys):  # noqa:
     assert cli.main(run_args(env, lab, f"http://ok.test:{lab['web'].port}/",
                              extra=["--accept-risks"])) == 0
     assert "error" not in capsys.readouterr().err
+
+
+# --- 3. typos in a targets file ------------------------------------------------------------------
+
+@pytest.mark.parametrize("typo, says", [
+    ("http//example.com/page", "malformed scheme"),
+    ("https:/example.org/", "malformed scheme"),
+    ("https:example.org", "malformed scheme"),
+    ("tcp/example.org:443", "malformed scheme"),
+    ("telegarm", "not a domain name (no dot)"),
+    ("localhost:8080", "not a domain name (no dot)"),
+])
+def test_a_typo_in_a_targets_file_is_refused_with_its_file_and_line(tmp_path, capsys, typo, says):
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"# my list\nexample.org\n{typo}\n")
+    db = tmp_path / "nv.db"
+    assert cli.main(["--db", str(db), *RUN[:2], str(listing), *RUN[3:]]) == 2
+    line = one_error_line(capsys.readouterr().err)
+    assert line.startswith(f"netvigil: error: {listing}:3: ") and says in line
+    assert not db.exists()
+
+
+def test_a_typo_in_a_citizen_lab_list_is_refused_too(tmp_path, capsys):
+    listing = tmp_path / "ir.csv"
+    listing.write_text("url,category_code\nhttps://example.org/,NEWS\nhttps:/example.net/,NEWS\n")
+    assert cli.main(["--db", str(tmp_path / "nv.db"), *RUN[:2], str(listing), *RUN[3:]]) == 2
+    assert f"{listing}:3: " in one_error_line(capsys.readouterr().err)
+
+
+def test_the_same_word_is_refused_on_the_command_line(tmp_path, capsys):
+    assert cli.main(["--db", str(tmp_path / "nv.db"), *RUN[:2], "telegarm", *RUN[3:]]) == 2
+    assert "telegarm: not a platform" in one_error_line(capsys.readouterr().err)
+
+
+def test_what_a_file_may_still_say(tmp_path, capsys):
+    """Real entries keep working: a domain, an explicit URL to a one-label name, an address."""
+    listing = tmp_path / "list.txt"
+    listing.write_text("example.org\nhttp://intranet/\n127.0.0.1:8080\n[::1]:8443/x\n"
+                       "https.example.com/path\n")
+    from targets.loaders import load_targets
+
+    assert [t.url for t in load_targets([str(listing)])] == [
+        "https://example.org/", "http://intranet/", "https://127.0.0.1:8080/",
+        "https://[::1]:8443/x", "https://https.example.com/path"]
