@@ -15,12 +15,14 @@ from services import evidence
 from services.settings import Settings
 
 
-def verify(settings: Settings, reclassify: bool = True) -> Any:
-    """Every hash, link, signature and derived row of the database (`Verification`)."""
-    with Store(settings.db) as store:
+def verify(settings: Settings, reclassify: bool = True, record: bool = False) -> Any:
+    """Every hash, link, signature and derived row of the database (`Verification`); with
+    `record`, the check goes in the custody log where the database can be written. Without it
+    the database is only read (a write-blocked copy included)."""
+    with Store(settings.db, access="record" if record else "read") as store:
         return evidence.verify_database(store, reclassify=reclassify,
                                         public_ranges=settings.public_ranges,
-                                        fingerprints=settings.fingerprints)
+                                        fingerprints=settings.fingerprints, record=record)
 
 
 def check_bundle(path: Path) -> Any:
@@ -29,16 +31,17 @@ def check_bundle(path: Path) -> Any:
 
 
 def custody(settings: Settings) -> list[dict[str, Any]]:
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
         return evidence.custody_log(store)
 
 
 def export(settings: Settings, out: Path, event: str | None = None,
            runs: list[int] | None = None) -> dict[str, Any]:
-    """Write an evidence bundle of one event, some runs, or the settings' window."""
+    """Write an evidence bundle of one event, some runs, or the settings' window; logged in
+    the custody log where the database can be written (the summary's `custody` says)."""
     from services.events import events as find_events
 
-    with Store(settings.db) as store:
+    with Store(settings.db, access="record") as store:
         measurement_ids = None
         if event:
             found = [e for e in find_events(store, settings.since, settings.until)
@@ -62,12 +65,12 @@ def timestamp(settings: Settings) -> dict[str, Any]:
     if settings.tsa is None:
         raise ConfigError("evidence timestamp: --tsa URL is required, e.g. netvigil evidence "
                           "timestamp --tsa https://tsa.example/tsr", "--tsa")
-    with Store(settings.db) as store:
+    with Store(settings.db, access="write") as store:
         return stamp_pending(store, settings.tsa.url, timeout=settings.tsa.timeout,
                              roots_pem=settings.tsa.roots_pem)
 
 
 def key(settings: Settings, rotate: bool = False) -> dict[str, Any]:
     """The signing key's id and public key; with `rotate`, a new one first."""
-    with Store(settings.db) as store:
+    with Store(settings.db, access="write" if rotate else "read") as store:
         return dict(evidence.rotate_key(store) if rotate else evidence.current_key(store))

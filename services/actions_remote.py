@@ -44,7 +44,7 @@ def submit(settings: Settings, runs_per_bundle: int = 10, timeout: float = 60.0,
     collector = settings.require_collector("submit")
     if runs_per_bundle < 1:
         raise ConfigError("--runs-per-bundle must be at least 1", "--runs-per-bundle")
-    with Store(settings.db) as store:
+    with Store(settings.db, access="write") as store:
         return send(store, collector, token=settings.env.collector_token, timeout=timeout,
                     runs_per_bundle=runs_per_bundle, ca_bundle=ca_bundle)
 
