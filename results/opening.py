@@ -12,7 +12,9 @@ The access a command asks for (`Access`):
     read     an existing database, read-only (measurements, export, events, plots, report...)
 
 A read-only open never changes the file: SQLite's `mode=ro`, and `immutable=1` where not even
-the shared-memory index beside the file can be made (a read-only folder or medium). An immutable
+the shared-memory index beside the file can be made (a read-only folder or medium). A file or
+folder without write permission is taken as a copy meant to stay as it is: "record" reads it
+read-only and nothing is made in such a folder, even by root, whom modes do not stop. An immutable
 open cannot see a write-ahead log, so a non-empty `-wal` next to the file is refused there rather
 than read past. A database whose schema is older than this netvigil is upgraded first when it
 can be written (as any open always did); a read-only one that would need it is refused.
@@ -39,6 +41,7 @@ _TIMEOUT = 30.0  # seconds a second process waits for the write lock
 # What SQLite answers when a file can be read but not written: the file, its folder (no room
 # for the -wal and -shm files) or the medium is read-only.
 _READ_ONLY = (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM)
+_READ_ONLY_REASON = "the file, its folder or the medium is read-only"
 
 
 def open_database(path: Path, access: Access = "create") -> tuple[sqlite3.Connection, bool]:
@@ -52,8 +55,12 @@ def open_database(path: Path, access: Access = "create") -> tuple[sqlite3.Connec
         _make_folder(path)
     else:
         _require_file(path)
-    if access == "read":
+    marked = path.exists() and _marked_read_only(path)
+    if access == "read" or (access == "record" and marked):
         return _read_only(path), True
+    if marked:  # what SQLite answers anyone but root
+        raise StoreError(f"cannot open the database {path} for writing: {_READ_ONLY_REASON}",
+                         path)
     try:
         return _writable(path, create=access == "create"), False
     except sqlite3.Error as exc:
@@ -82,6 +89,12 @@ def _require_file(path: Path) -> None:
     if not path.exists():
         raise StoreError(f"no database at {path} (check --db or $NETVIGIL_DB; `netvigil run` "
                          "makes one)", path)
+
+
+def _marked_read_only(path: Path) -> bool:
+    """The file, or its folder, has no write permission for anyone: whoever made the copy
+    meant it to stay as it is, and that holds for root too, whom file modes do not stop."""
+    return any(not p.stat().st_mode & 0o222 for p in (path, path.parent))
 
 
 def _uri(path: Path, **options: str) -> str:
@@ -128,13 +141,15 @@ def _writable(path: Path, create: bool) -> sqlite3.Connection:
 
 def _read_only(path: Path) -> sqlite3.Connection:
     """A connection that cannot write: `mode=ro`, or `immutable=1` where SQLite cannot even
-    make the shared-memory index of a write-ahead-log database beside the file."""
-    try:
-        return _checked(_connect(_uri(path, mode="ro")), path)
-    except sqlite3.OperationalError as exc:
-        if exc.sqlite_errorcode != sqlite3.SQLITE_CANTOPEN:
-            raise _failure(path, exc, "for reading") from None
+    make the shared-memory index of a write-ahead-log database beside the file (nor should:
+    a folder without write permission gets no -wal or -shm file, even from root)."""
     wal = path.with_name(path.name + "-wal")
+    if wal.exists() or path.parent.stat().st_mode & 0o222:
+        try:
+            return _checked(_connect(_uri(path, mode="ro")), path)
+        except sqlite3.Error as exc:
+            if getattr(exc, "sqlite_errorcode", None) != sqlite3.SQLITE_CANTOPEN:
+                raise _failure(path, exc, "for reading") from None
     if wal.exists() and wal.stat().st_size > 0:
         raise StoreError(f"{path}: its write-ahead log {wal.name} holds changes that cannot be "
                          "read on a read-only medium; copy the database with its -wal and -shm "
@@ -167,6 +182,8 @@ def _upgrade(path: Path, version: int) -> None:
     if version == 0 and not _has_tables(path):
         raise StoreError(f"{path} is not a netvigil database (it has no tables)", path)
     try:
+        if _marked_read_only(path):
+            raise sqlite3.OperationalError("it is marked read-only")
         _writable(path, create=False).close()
     except sqlite3.Error as exc:
         raise StoreError(f"{path}: its schema (version {version}) is older than this netvigil's "
@@ -192,7 +209,7 @@ def _failure(path: Path, exc: sqlite3.Error, purpose: str) -> StoreError:
         return StoreError(f"{path} is not a netvigil database ({exc})", path)
     code = getattr(exc, "sqlite_errorcode", None)
     if code in _READ_ONLY and path.exists():
-        reason = "the file, its folder or the medium is read-only"
+        reason = _READ_ONLY_REASON
     elif code in _READ_ONLY:
         reason = f"the file cannot be made in {path.parent} ({exc})"
     elif code == sqlite3.SQLITE_BUSY:

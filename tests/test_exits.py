@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import functools
 import json
+from pathlib import Path
 
 import pytest
 
 import cli
 from core.target import Target
 from probes.measure import measure
+from results.store import Store
 from services import campaign
 from tests.test_cli import env, lab, run_args  # noqa: F401 - the loopback lab and its run line
 
@@ -140,3 +142,78 @@ def test_what_a_file_may_still_say(tmp_path, capsys):
     assert [t.url for t in load_targets([str(listing)])] == [
         "https://example.org/", "http://intranet/", "https://127.0.0.1:8080/",
         "https://[::1]:8443/x", "https://https.example.com/path"]
+
+
+# --- 1. a database that cannot be opened: one line naming the path ------------------------------
+
+def a_database(path: Path) -> Path:
+    """A database with one finished run."""
+    with Store(path) as store:
+        run = store.begin_run({"software": "test"}, {})
+        store.finish_run(run, "ok", {"counts": {}})
+    return path
+
+
+@pytest.mark.parametrize("where, says", [
+    ("/proc/netvigil-test.db", "cannot open the database /proc/netvigil-test.db for writing"),
+    ("/proc/netvigil-test/nv.db", "cannot create the folder of the database"),
+    ("{tmp}/a-file/nv.db", "a-file is a file, not a folder"),
+])
+def test_run_on_a_path_that_cannot_hold_a_database_is_one_line(tmp_path, capsys, where, says):
+    (tmp_path / "a-file").write_text("not a folder\n")
+    db = where.format(tmp=tmp_path)
+    assert cli.main(["--db", db, *RUN]) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert db in line and says in line
+
+
+@pytest.mark.parametrize("command", [["measurements"], ["events"], ["verify"],
+                                     ["evidence", "custody"], ["export", "--format", "csv"]])
+def test_a_read_command_on_what_is_not_a_database_is_one_line(tmp_path, capsys, command):
+    junk = tmp_path / "notes.txt"
+    junk.write_bytes(b"these are my notes, not a database\n" * 200)
+    for db, says in ((tmp_path, "is a folder"), (junk, "is not a netvigil database")):
+        assert cli.main(["--db", str(db), *command]) == 1
+        line = one_error_line(capsys.readouterr().err)
+        assert str(db) in line and says in line
+    assert junk.read_bytes().startswith(b"these are my notes")
+
+
+# --- 4. read commands open an existing database only; a selection must name something ---------
+
+@pytest.mark.parametrize("command", [
+    ["measurements"], ["measurements", "show", "1"], ["events"], ["verify"],
+    ["verify", "--record-custody"], ["evidence", "custody"], ["key", "show"],
+    ["export", "--out", "{tmp}/out.jsonl"], ["evidence", "export", "--out", "{tmp}/case.zip"],
+    ["report", "--out", "{tmp}/report.html"], ["plot", "timeline", "--out", "{tmp}/t.png"],
+    ["analyze"],
+])
+def test_a_mistyped_db_is_an_error_and_makes_no_database(tmp_path, capsys, command):
+    typo = tmp_path / "netvigl.db"
+    argv = ["--db", str(typo), *(part.format(tmp=tmp_path) for part in command)]
+    assert cli.main(argv) == 1
+    line = one_error_line(capsys.readouterr().err)
+    assert f"no database at {typo}" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # no database, no output file
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "ooni"])
+def test_export_of_a_run_that_does_not_exist_is_an_error_before_the_file(tmp_path, capsys, fmt):
+    db = a_database(tmp_path / "nv.db")
+    out = tmp_path / "out.txt"
+    assert cli.main(["--db", str(db), "export", "--format", fmt, "--run", "99",
+                     "--out", str(out)]) == 2
+    assert "--run 99: no such run" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()
+    assert cli.main(["--db", str(db), "export", "--format", fmt, "--run", "1",
+                     "--out", str(out)]) == 0  # the run that exists still exports
+
+
+@pytest.mark.parametrize("command", [["measurements", "--run", "99"], ["analyze", "--run", "99"],
+                                     ["evidence", "export", "--run", "99", "--out", "{out}"]])
+def test_other_selections_that_name_nothing_are_errors(tmp_path, capsys, command):
+    db = a_database(tmp_path / "nv.db")
+    out = tmp_path / "case.zip"
+    assert cli.main(["--db", str(db), *(p.format(out=out) for p in command)]) == 2
+    assert "99" in one_error_line(capsys.readouterr().err)
+    assert not out.exists()
