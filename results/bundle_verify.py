@@ -15,12 +15,14 @@ import re
 import sqlite3
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from results import custody, signing
+from results.bundle_links import VERDICTS, DerivedCheck, Loaded, check_verdict_links
 from results.canonical import GENESIS, sha256_hex
+from results.coverage import ALLOWED, PROBLEM
 from results.schema import migrate
 from results.verify import Places, Problem, Verification, check_raw
 
@@ -56,7 +58,7 @@ TABLES: dict[str, tuple[str, dict[str, tuple[Any, ...]], bool]] = {
     "data/timestamps.json": ("timestamps", TIMESTAMP, False),
 }
 # Derived files, checked elsewhere: the verdicts here, the events by the `derived` check.
-DERIVED = ("data/verdicts.jsonl", "data/events.json")
+DERIVED = ("data/verdicts.jsonl", "data/events.json", "data/analysis.json")
 CUSTODY_SIGNATURE = "data/custody_signature.json"
 # Files that bundles written before they existed do not have.
 OPTIONAL = ("data/timestamps.json",)
@@ -67,10 +69,6 @@ def manifest_text(entries: dict[str, str]) -> bytes:
     return "".join(f"{digest}  {path}\n" for path, digest in sorted(entries.items())).encode()
 
 
-#: A check of derived files that needs more than this layer knows (the events: services).
-DerivedCheck = Callable[[dict[str, bytes], Verification], None]
-
-
 #: What a bundle may unpack to, and how many files it may hold: a zip from elsewhere may be a
 #: "zip bomb" (a small file that inflates to gigabytes). The declared sizes bound what reading
 #: returns (a member that inflates beyond its size fails its CRC check).
@@ -79,11 +77,13 @@ MAX_MEMBERS = 1_000_000
 
 
 def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
-                  max_unpacked: int = MAX_UNPACKED) -> Verification:
+                  max_unpacked: int = MAX_UNPACKED, allow_unsigned: bool = False
+                  ) -> Verification:
     """Check a bundle on its own: every file against the manifests, the record chain from its
     anchor, every blob, signature, clock state, verdict link and the custody log; then, if the
-    raw data could be loaded, `derived` (given every file of the bag by path). A bundle that
-    would unpack to more than `max_unpacked` bytes is refused unread."""
+    raw data could be loaded, `derived` (given them as `Loaded`). A bundle that would unpack
+    to more than `max_unpacked` bytes is refused unread. Records no signature covers are a
+    problem, unless `allow_unsigned` (then a notice says they were accepted unsigned)."""
     report = Verification()
     try:
         zf = zipfile.ZipFile(path)
@@ -98,13 +98,14 @@ def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
         _check_files(files, report)
         loaded = _load(files, report)
         if loaded is not None:
-            conn, places, anchor = loaded
+            conn, places, anchor, (verdicts, numbering) = loaded
             custody_anchor = _custody_anchor(conn, files, report)
-            check_raw(conn, anchor, places, report, custody_anchor)
+            coverage = check_raw(conn, anchor, places, report, custody_anchor,
+                                 ALLOWED if allow_unsigned else PROBLEM)
             _check_custody_signature(files.get(CUSTODY_SIGNATURE), conn, custody_anchor,
                                      report)
             if derived is not None:
-                derived(files, report)
+                derived(Loaded(files, conn, verdicts, numbering, coverage), report)
     except (sqlite3.Error, ValueError, TypeError, KeyError, AttributeError) as exc:
         # A verifier never crashes on what it is given, and never passes it either.
         report.problems.append(Problem("bundle", f"could not be checked to the end "
@@ -254,7 +255,8 @@ def _bag_info(files: dict[str, bytes]) -> dict[str, str]:
 
 
 def _load(files: dict[str, bytes], report: Verification
-          ) -> tuple[sqlite3.Connection, Places, str] | None:
+          ) -> tuple[sqlite3.Connection, Places, str,
+                     tuple[list[tuple[int, dict[str, Any]]], dict[int, int]]] | None:
     """The bundle's raw data in an in-memory database with netvigil's schema, so that the very
     checks run on a database run on the bundle; each unreadable item is a problem."""
     conn = sqlite3.connect(":memory:", isolation_level=None)
@@ -307,8 +309,11 @@ def _load(files: dict[str, bytes], report: Verification
                                            "bag-info.txt"))
     report.notices.append(f"records {ends[0]}-{ends[1]} verify from the anchor {anchor}"
                           + (" (the database's first record)" if ends[0] == 1 else ""))
-    _check_verdict_links(conn, files.get("data/verdicts.jsonl"), report)
-    return conn, places, anchor
+    if VERDICTS not in files:
+        report.problems.append(Problem("file", "missing", VERDICTS))
+    lines = _verdict_lines(files.get(VERDICTS, b""))
+    verdicts, numbering = check_verdict_links(conn, lines, report)
+    return conn, places, anchor, (verdicts, numbering)
 
 
 def _items(data: bytes, jsonl: bool) -> Iterator[tuple[int, Any]]:
@@ -351,31 +356,7 @@ def _insert(conn: sqlite3.Connection, table: str, item: dict[str, Any]) -> None:
                  tuple(item.values()))
 
 
-def _check_verdict_links(conn: sqlite3.Connection, data: bytes | None,
-                         report: Verification) -> None:
-    """Each verdict names a measurement record of the bundle by id and hash, for its target."""
-    path = "data/verdicts.jsonl"
-    if data is None:
-        report.problems.append(Problem("file", "missing", path))
-        return
+def _verdict_lines(data: bytes) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line, verdict) of data/verdicts.jsonl, or (line, why it is not one)."""
     for n, item in _items(data, jsonl=True):
-        why = item if isinstance(item, str) else _shape(item, VERDICT)
-        if why:
-            report.problems.append(Problem(f"line {n}", why, path))
-            continue
-        row = conn.execute("SELECT run_id, kind, sha256, canonical FROM records WHERE id = ?",
-                           (item["record_id"],)).fetchone()
-        if (row is None or row[1] != "measurement"
-                or (row[0], row[2]) != (item["run_id"], item["record_sha256"])
-                or _target_url(row[3]) != item["target"]):
-            report.problems.append(Problem(
-                f"measurement {item['measurement_id']} (line {n})",
-                f"it does not name record {item['record_id']} of the bundle by its hash", path))
-
-
-
-def _target_url(text: str) -> Any:
-    try:
-        return json.loads(text)["measurement"]["target"]["url"]
-    except (ValueError, KeyError, TypeError):
-        return None
+        yield n, item if isinstance(item, str) else (_shape(item, VERDICT) or item)

@@ -43,7 +43,7 @@ READERS = [
     ["export", "--format", "jsonl"],
     ["export", "--format", "parquet", "--out", "{out}/m.parquet"],
     ["report", "--out", "{out}/report.html"],
-    ["evidence", "export", "--out", "{out}/case.zip"],
+    ["evidence", "export", "--out", "{out}/case.zip", *JUDGED],
     ["evidence", "custody", "--json"],
     ["plot", "timeline", "--out", "{out}/t.png"],
     ["plot", "reachability", "--out", "{out}/r.png"],
@@ -51,7 +51,7 @@ READERS = [
 ]
 #: Commands that log themselves in the custody log where they can.
 LOGGING = [["verify", "--record-custody", *JUDGED], ["report", "--out", "{out}/report.html"],
-           ["evidence", "export", "--out", "{out}/case.zip"]]
+           ["evidence", "export", "--out", "{out}/case.zip", *JUDGED]]
 #: Commands that must write: refused in one line on a read-only database.
 WRITERS = [["analyze"], ["key", "rotate"],
            ["run", "--targets", "https://127.0.0.1:1/", "--no-netcheck", "--accept-risks"]]
