@@ -32,7 +32,13 @@ from typing import Literal
 from urllib.parse import quote
 
 from core.errors import StoreError
-from results.schema import SCHEMA_VERSION, SchemaTooNew, migrate, user_version
+from results.schema import SCHEMA_VERSION, migrate, user_version
+
+
+class SchemaTooNew(StoreError, RuntimeError):
+    """A database written by a newer netvigil: refused rather than written with a schema we do
+    not know. (A RuntimeError too, as `results.schema.migrate` raises it.)"""
+
 
 Access = Literal["create", "write", "record", "read"]
 ACCESSES: tuple[Access, ...] = ("create", "write", "record", "read")
@@ -117,7 +123,7 @@ def _prepared(conn: sqlite3.Connection, path: Path) -> sqlite3.Connection:
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA journal_mode = WAL")
         migrate(conn)
-    except SchemaTooNew as exc:
+    except RuntimeError as exc:  # migrate's word for a newer schema
         conn.close()
         raise SchemaTooNew(f"{path}: {exc}", path) from None
     except BaseException:

@@ -33,13 +33,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 
-from core.errors import StoreError
-
-
-class SchemaTooNew(StoreError, RuntimeError):
-    """A database written by a newer netvigil: refused rather than written with a schema we do
-    not know. (A RuntimeError too, as it was before the exception tree.)"""
-
 _V1 = [
     """
     CREATE TABLE runs (
@@ -384,7 +377,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     """
     before = user_version(conn)
     if before > SCHEMA_VERSION:
-        raise SchemaTooNew(
+        raise RuntimeError(
             f"database schema version {before} is newer than this netvigil ({SCHEMA_VERSION})"
         )
     while True:

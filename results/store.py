@@ -23,7 +23,8 @@ a `collection` entry in the custody log (`results.custody`); `record_clock` chai
 state with the run.
 
 The reads (runs, measurements, controls, blobs, the chain's checks) are `Store` methods too,
-defined in `results.store_queries`.
+defined in `results.store_queries`. `Store(path, access="read")` opens an existing database
+read-only (a write-blocked copy of the evidence); the accesses are in `results.opening`.
 """
 
 from __future__ import annotations

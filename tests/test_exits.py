@@ -217,3 +217,19 @@ def test_other_selections_that_name_nothing_are_errors(tmp_path, capsys, command
     assert cli.main(["--db", str(db), *(p.format(out=out) for p in command)]) == 2
     assert "99" in one_error_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+def test_a_database_of_a_newer_netvigil_is_one_line_for_readers_and_writers(tmp_path, capsys):
+    import sqlite3
+
+    from results.schema import SCHEMA_VERSION
+
+    db = a_database(tmp_path / "nv.db")
+    conn = sqlite3.connect(db)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.commit()
+    conn.close()
+    for command in (["measurements"], ["verify", "--record-custody"], RUN):
+        assert cli.main(["--db", str(db), *command]) == 1
+        line = one_error_line(capsys.readouterr().err)
+        assert str(db) in line and "newer than this netvigil" in line
