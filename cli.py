@@ -452,10 +452,7 @@ def cmd_measurements_show(args: argparse.Namespace, s: Settings, out: Output) ->
     from services import actions
 
     row = actions.measurement(s, args.id)
-    if s.as_json:
-        out.json(row)
-    else:
-        out.text(views.describe(row))
+    out.show(row, lambda: views.describe_view(row))
     return 0
 
 

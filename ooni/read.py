@@ -1,7 +1,8 @@
 """OONI measurements read into our observations, so the same analysis judges theirs and ours.
 
     parse_ooni(data) -> OONIMeasurement          one measurement (a dict of df-000-base)
-    read_ooni_file(path) -> Iterator[...]        .json (one or a list), .jsonl, either .gz
+
+Files of measurements are read by `ooni.read_file` (`read_ooni_file`), within bounds.
 
 The mapping (ooni/spec data-formats and nettests/ts-017-web-connectivity, 0.0.1 to 0.5.x):
 
@@ -17,19 +18,15 @@ The mapping (ooni/spec data-formats and nettests/ts-017-web-connectivity, 0.0.1 
 
 The probe's IP address (`probe_ip`) is dropped, and scrubbed wherever it appears in bodies and
 headers. A control that failed (`control_failure`) is no control. Anything malformed in one
-measurement raises OONIFormatError for that measurement only; the file reader yields the error
-in its place and goes on.
+measurement raises OONIFormatError for that measurement only; the file reader
+(`ooni.read_file`) yields the error in its place and goes on.
 """
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin, urlsplit
 
@@ -63,7 +60,7 @@ from ooni.fields import (
     number,
 )
 
-__all__ = ["OONIFormatError", "OONIMeasurement", "parse_ooni", "read_ooni_file"]
+__all__ = ["OONIFormatError", "OONIMeasurement", "parse_ooni"]
 
 META_KEYS = (
     "input", "test_name", "test_version", "probe_asn", "probe_cc", "probe_network_name",
@@ -319,64 +316,3 @@ def _parse(data: dict[str, Any], tk: dict[str, Any], test_name: str) -> OONIMeas
 def _scrubbable(ip: str) -> bool:
     address = parse_ip(ip)
     return address is not None and not address.is_loopback and not address.is_unspecified
-
-
-def _one(item: Any, where: str) -> OONIMeasurement | OONIFormatError:
-    try:
-        return parse_ooni(item)
-    except OONIFormatError as exc:
-        return OONIFormatError(f"{where}: {exc}")
-
-
-def _loads(text: str, where: str) -> Any:
-    try:
-        return json.loads(text)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        raise OONIFormatError(f"{where}: not valid JSON: {exc}") from None
-
-
-def read_ooni_file(path: Path) -> Iterator[OONIMeasurement | OONIFormatError]:
-    """Every measurement in `path` (.json with one measurement or a list, .jsonl, either
-    gzipped as .gz). Each item that cannot be read is yielded as an OONIFormatError in its place;
-    nothing is raised, not even for a file that cannot be opened (one error is yielded)."""
-    path = Path(path)
-    name = path.name.lower()
-    base = name.removesuffix(".gz")
-    try:
-        with (gzip.open(path, "rt", encoding="utf-8") if name.endswith(".gz")
-              else path.open("r", encoding="utf-8")) as f:
-            if base.endswith(".jsonl"):
-                for lineno, line in enumerate(f, start=1):
-                    if line.strip():
-                        yield _line(line, f"{path}:{lineno}")
-                return
-            text = f.read()
-        yield from _document(text, str(path))
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        yield OONIFormatError(f"{path}: cannot read: {exc}")
-
-
-def _line(line: str, where: str) -> OONIMeasurement | OONIFormatError:
-    try:
-        return _one(_loads(line, where), where)
-    except OONIFormatError as exc:
-        return exc
-
-
-def _document(text: str, where: str) -> Iterator[OONIMeasurement | OONIFormatError]:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        if exc.msg == "Extra data":  # a .json file that is really JSON Lines
-            for lineno, line in enumerate(text.splitlines(), start=1):
-                if line.strip():
-                    yield _line(line, f"{where}:{lineno}")
-            return
-        yield OONIFormatError(f"{where}: not valid JSON: {exc}")
-        return
-    except RecursionError:
-        yield OONIFormatError(f"{where}: not valid JSON: nested too deeply")
-        return
-    items = data if isinstance(data, list) else [data]
-    for i, item in enumerate(items):
-        yield _one(item, f"{where}[{i}]" if isinstance(data, list) else where)

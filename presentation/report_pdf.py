@@ -21,9 +21,11 @@ text is drawn unshaped: Arabic letters unjoined, and right-to-left letters left 
 the order they are stored. `text_support()` says which, and the report's limitations say so
 (`presentation.report_build`). Right-to-left reports are right-aligned either way.
 
-Untrusted text stays text: fpdf2's markdown is never switched on, and images come only from the
-report's own bytes. Bidi controls in recorded text cannot reorder the page: `report_text.visible`
-has already written them out as `\\uXXXX`.
+Untrusted text stays text, quoted character for character: fpdf2's markdown is never switched on,
+its page-count alias `{nb}` is live only while the footer is drawn (elsewhere "{nb}" is text),
+and images come only from the report's own bytes. Bidi controls, soft hyphens, no-break spaces,
+tabs and line breaks in recorded text (which fpdf2 would reorder, drop, hyphenate or break on)
+never reach it as such: `report_text.visible` has already written them out as `\\uXXXX`.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ _FILES = {"regular": "DejaVuSans.ttf", "bold": "DejaVuSans-Bold.ttf",
           "mono": "DejaVuSansMono.ttf"}
 _COL_WEIGHTS = (10, 18, 7, 30, 27, 16, 52)  # exhibits: the hash column gets the most room
 LINE = 5.0  # mm per line of body text
+_PAGES = "{nb}"  # fpdf2's alias for the page count, live only in the footer (`_PDF`)
 TextSupport = Literal["shaped", "unshaped", "latin1"]
 
 
@@ -111,14 +114,23 @@ class _Writer:
         writer = self
 
         class _PDF(FPDF):
+            # fpdf2 replaces its page-count alias ("{nb}") in any text it draws while the alias
+            # is set: a page title "{nb}" quoted as evidence came out as "3". So the alias is set
+            # only from the footer to the next page's header, where none of the report's own
+            # text is drawn, and stays set after the last footer, when fpdf2 substitutes it.
+            def header(self) -> None:
+                self.alias_nb_pages(None)  # type: ignore[arg-type]  # fpdf2's documented "off"
+
             def footer(self) -> None:
+                self.alias_nb_pages(_PAGES)
                 writer._shape(report.direction)
                 self.set_y(-15)
                 self.set_font(body_font, size=8)
-                self.cell(0, 10, clean(label.format(page=self.page_no(), pages="{nb}")),
+                self.cell(0, 10, clean(label.format(page=self.page_no(), pages=_PAGES)),
                           align="C")
 
         pdf = _PDF(format="A4")
+        pdf.alias_nb_pages(None)  # type: ignore[arg-type]  # until the first page's footer
         pdf.set_margins(20, 18, 20)
         pdf.set_auto_page_break(True, margin=20)
         if fonts:

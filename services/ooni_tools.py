@@ -15,7 +15,8 @@ from analysis.classify import classify
 from analysis.context import Context
 from analysis.fingerprints import Fingerprints
 from core.errors import OONIFormatError
-from ooni.read import OONIMeasurement, read_ooni_file
+from ooni.read import OONIMeasurement
+from ooni.read_file import read_ooni_file
 from results import custody
 from results.store import Store
 

@@ -127,7 +127,7 @@ def _post(session: requests.Session, url: str, body: bytes, headers: dict[str, s
         return None, f"collector unreachable: {failure_mapping.classify_requests(exc)}", None
     try:
         answer = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # a collector's answer is untrusted: nested too deep
         answer = None
     if status in (200, 201) and isinstance(answer, dict):
         return answer, "", status

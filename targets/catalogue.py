@@ -27,6 +27,7 @@ _KEYS = {"name", "category", "description", "endpoints"}
 _NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$")
 _HEADER = re.compile(r"^\s*\[\[\s*platform\s*\]\]")
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)")
+_SKIPPED = re.compile(r'"(?:[^"\\]|\\.)*"|\'[^\']*\'|#.*')  # strings and comments, on one line
 
 
 class _Lines:
@@ -71,6 +72,26 @@ def _parse(path: Path) -> tuple[str, dict[str, object]]:
         found = _TOML_AT.search(str(exc))
         line = int(found.group(1)) if found else 1
         raise TargetError(f"TOML error: {_TOML_AT.sub('', str(exc))}", path, line) from None
+    except RecursionError:  # tomllib recurses per level: arrays or tables nested ~500 deep
+        raise TargetError("TOML error: values nested too deeply", path,
+                          _deepest_line(text)) from None
+
+
+def _deepest_line(text: str) -> int:
+    """The 1-based line where `[`/`{` nesting first reaches its deepest: where a nesting that
+    broke the parser is. Strings and comments are skipped line by line (roughly: multi-line
+    strings are not followed), which is enough to point at the place."""
+    depth = deepest = 0
+    where = 1
+    for number, raw in enumerate(text.split("\n"), start=1):
+        for ch in _SKIPPED.sub("", raw):
+            if ch in "[{":
+                depth += 1
+                if depth > deepest:
+                    deepest, where = depth, number
+            elif ch in "]}":
+                depth -= 1
+    return where
 
 
 def _platform(path: Path, lines: _Lines, entry: object, index: int) -> Platform:

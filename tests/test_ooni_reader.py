@@ -19,7 +19,8 @@ from core.errors import OONIFormatError
 from core.observations import DNSQuery, HTTPRequest, TCPConnect, TLSHandshake
 from ooni.fields import iso_utc, ooni_time
 from ooni.fingerprints import load_fingerprints
-from ooni.read import OONIMeasurement, parse_ooni, read_ooni_file
+from ooni.read import OONIMeasurement, parse_ooni
+from ooni.read_file import read_ooni_file
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 OONI = CORPUS / "ooni"

@@ -20,7 +20,8 @@ from analysis.classify import classify
 from analysis.context import Context
 from core.verdicts import Verdict
 from ooni.fingerprints import load_fingerprints
-from ooni.read import OONIMeasurement, read_ooni_file
+from ooni.read import OONIMeasurement
+from ooni.read_file import read_ooni_file
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 WC05 = CORPUS / "ooni" / "wc05_qa"
