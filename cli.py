@@ -288,6 +288,9 @@ def _evidence(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser
                                               "198.18.0.0/15 --json"])
     v.add_argument("--no-reclassify", action="store_true",
                    help="do not judge the verdicts again (hashes, signatures and rows only)")
+    v.add_argument("--record-custody", action="store_true",
+                   help="log this check in the custody log (not possible on a read-only "
+                        "database; without it the database is only read)")
 
     ev = _actions(_command(
         sub, "evidence", "export an evidence bundle, or verify one without the database",
@@ -418,6 +421,10 @@ def cmd_run(args: argparse.Namespace, s: Settings, out: Output) -> int:
     out.warning(views.control_warning(result.control))
     out.show(result.to_dict(), lambda: views.run_view(
         result, campaign.explain_network(result.network)))
+    lost = actions_run.lost_targets(result, len(s.targets))
+    if lost:  # targets not measured are results lost: say so, and fail the command
+        out.error(lost)
+        return 1
     return 0
 
 
@@ -510,8 +517,7 @@ def cmd_ooni_import(args: argparse.Namespace, s: Settings, out: Output) -> int:
 def cmd_report(args: argparse.Namespace, s: Settings, out: Output) -> int:
     from services import actions
 
-    path = actions.report(s, args.out, args.event, args.redact_vantage, args.lang)
-    out.message(f"wrote {path}")
+    out.message(actions.report(s, args.out, args.event, args.redact_vantage, args.lang))
     return 0
 
 
@@ -524,7 +530,8 @@ def _verification(report: Any, what: str, out: Output) -> int:
 def cmd_verify(args: argparse.Namespace, s: Settings, out: Output) -> int:
     from services import actions_evidence
 
-    return _verification(actions_evidence.verify(s, not args.no_reclassify), str(s.db), out)
+    return _verification(actions_evidence.verify(s, not args.no_reclassify, args.record_custody),
+                         str(s.db), out)
 
 
 def cmd_evidence_verify(args: argparse.Namespace, s: Settings, out: Output) -> int:
@@ -541,7 +548,7 @@ def cmd_evidence_export(args: argparse.Namespace, s: Settings, out: Output) -> i
     if s.as_json:
         out.json(summary)
     else:
-        out.message(f"wrote {args.out}")
+        out.message(f"wrote {args.out}; {summary['custody']}")
     return 0
 
 

@@ -64,7 +64,8 @@ def export_bundle(
     be what it gives (EvidenceError otherwise, before anything is written), and `analysis`
     (path, content) says what it judged with. With `derive_events`, the events it finds among
     the bundle's verdict points (`results.timeline.BundlePoints`) go in data/events.json. The
-    export is logged in the custody log with the zip's hash.
+    export is logged in the custody log with the zip's hash, unless the store is read-only
+    (the summary's `custody` says which).
     """
     conn = store.db.conn
     out = Path(out_zip)
@@ -87,11 +88,11 @@ def export_bundle(
             out.unlink(missing_ok=True)  # never leave half a bundle that looks like one
             raise
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    custody.log(store, "export", {
+    custody.log_if_writable(store, "export", {
         "file": out.name, "runs": summary["selected_runs"], "records": [first, last],
     }, {"bundle": digest, "manifest": bag.tags[MANIFEST], "chain_anchor": summary["anchor"],
         "chain_head": summary["head"]})
-    return {"path": str(out), "sha256": digest, **summary}
+    return {"path": str(out), "sha256": digest, **summary, "custody": custody.outcome(store)}
 
 
 def _bag_info(summary: dict[str, Any]) -> dict[str, str]:

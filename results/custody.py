@@ -61,6 +61,29 @@ def log(
         return append(conn, action, details, hashes)
 
 
+def log_if_writable(
+    store: Store,
+    action: str,
+    details: Mapping[str, Any] | None = None,
+    hashes: Mapping[str, str] | None = None,
+) -> int | None:
+    """`log`, unless the store is open read-only (an expert's write-blocked copy): then
+    nothing is logged and None is returned; `outcome` says which it was."""
+    if store.read_only:
+        return None
+    return log(store, action, details, hashes)
+
+
+def outcome(store: Store, asked: bool = True) -> str:
+    """What to tell people about the custody log after a command that logs itself where it
+    can (`log_if_writable`) and when it is `asked` to."""
+    if not asked:
+        return "custody: not recorded (not asked to: --record-custody logs this check)"
+    if store.read_only:
+        return "custody: not recorded (read-only database)"
+    return "custody: recorded"
+
+
 def append(
     conn: sqlite3.Connection,
     action: str,

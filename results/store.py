@@ -23,7 +23,8 @@ a `collection` entry in the custody log (`results.custody`); `record_clock` chai
 state with the run.
 
 The reads (runs, measurements, controls, blobs, the chain's checks) are `Store` methods too,
-defined in `results.store_queries`.
+defined in `results.store_queries`. `Store(path, access="read")` opens an existing database
+read-only (a write-blocked copy of the evidence); the accesses are in `results.opening`.
 """
 
 from __future__ import annotations
@@ -42,14 +43,14 @@ from typing import Any
 
 import sqlite_utils
 
-from core.errors import IntegrityError, RecordError
+from core.errors import IntegrityError, RecordError, StoreError
 from core.observations import Measurement
 from core.times import utc_now
 from results import custody, signing
 from results import rows as R
 from results.canonical import GENESIS, canonical_json, chain_hash
+from results.opening import Access, open_database
 from results.paths import default_db_path
-from results.schema import migrate
 from results.store_queries import StoreQueries
 
 __all__ = ["IntegrityError", "Store"]
@@ -67,22 +68,14 @@ _ADDRESS_KEYS = frozenset(
 class Store(StoreQueries):
     """One netvigil database. Open it, write runs and measurements, read them back."""
 
-    def __init__(self, path: str | Path, keys: signing.KeyStore | str | Path | None = None) -> None:
+    def __init__(self, path: str | Path, keys: signing.KeyStore | str | Path | None = None,
+                 access: Access = "create") -> None:
+        """Open the database at `path` for `access` (`results.opening`: "create" makes it,
+        "read" opens an existing one read-only, ...); StoreError when it cannot be."""
         self.path = Path(path)
         # Where the signing key lives; nothing is read or made until a run finishes.
         self.keys = keys if isinstance(keys, signing.KeyStore) else signing.KeyStore(keys)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: no implicit transactions; every write below says where its
-        # transaction starts and ends. The timeout lets a second process wait for the lock.
-        conn = sqlite3.connect(str(path), timeout=30.0, isolation_level=None)
-        try:
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA journal_mode = WAL")  # readers never block the writer
-            migrate(conn)
-        except BaseException:
-            conn.close()
-            raise
+        conn, self.read_only = open_database(self.path, access)
         self._conn = conn
         self.db = sqlite_utils.Database(conn)
 
@@ -116,6 +109,9 @@ class Store(StoreQueries):
         # IMMEDIATE takes the write lock before we read the chain's head, so two writers can
         # never link two records to the same predecessor.
         conn = self._conn
+        if self.read_only:  # say so in one line, not as SQLite's "readonly database"
+            raise StoreError(f"{self.path} is open read-only: nothing can be written to it",
+                             self.path)
         conn.execute("BEGIN IMMEDIATE")
         try:
             yield conn

@@ -27,15 +27,23 @@ def platforms() -> list[Platform]:
     return load_catalogue()
 
 
+def require_run(store: Store, run: int | None) -> None:
+    """A --run that names no run is a mistake, not an empty answer (nor an empty file)."""
+    if run is not None and store.run(run) is None:
+        raise ConfigError(f"--run {run}: no such run in {store.path} (see netvigil "
+                          "measurements)", "--run")
+
+
 def measurements(settings: Settings, run: int | None = None, target: str | None = None,
                  verdict: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
+        require_run(store, run)
         return store.measurements(run_id=run, target=target, verdict=verdict, limit=limit)
 
 
 def measurement(settings: Settings, measurement_id: int) -> dict[str, Any]:
     """One stored measurement with every observation; ConfigError when there is none."""
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
         row = store.measurement(measurement_id)
     if row is None:
         raise ConfigError(f"measurement {measurement_id}: not found in {settings.db}")
@@ -51,7 +59,8 @@ def export(settings: Settings, fmt: str, out: Path | None, stdout: TextIO,
     from results.export import export_csv, export_jsonl, export_ooni
 
     writer = {"jsonl": export_jsonl, "csv": export_csv, "ooni": export_ooni}[fmt]
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
+        require_run(store, run)  # before the file is made: a wrong --run leaves nothing behind
         if out is None:
             writer(store, stdout, run_id=run)
             return None
@@ -66,7 +75,8 @@ def _export_parquet(settings: Settings, out: Path | None, run: int | None) -> st
                           "--out")
     from results.export_parquet import export_parquet
 
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
+        require_run(store, run)
         try:
             rows = export_parquet(store, out, run_id=run)
         except ImportError:
@@ -79,7 +89,8 @@ def analyze(settings: Settings, run: int | None = None) -> dict[str, int]:
     """Judge stored runs again with the settings' public ranges and fingerprints."""
     from services.reanalyse import reanalyse
 
-    with open_for_writing(settings.db, settings.fingerprints) as store:
+    with open_for_writing(settings.db, settings.fingerprints, access="write") as store:
+        require_run(store, run)
         return reanalyse(store, run_id=run, public_ranges=settings.public_ranges,
                          fingerprints=settings.fingerprints)
 
@@ -88,7 +99,7 @@ def events(settings: Settings, target: str | None = None, kind: str | None = Non
     """Blocking and outage events in the settings' window."""
     from services.events import events as find_events
 
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
         return find_events(store, settings.since, settings.until, target, kind)
 
 
@@ -114,7 +125,7 @@ def plot_timeline(settings: Settings, out: Path, target: str | None = None,
     from services.events import events as find_events
     from services.events import points
 
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
         return draw(out, lambda plots, fmt: plots.plot_timeline(
             points(store, settings.since, settings.until, target),
             find_events(store, settings.since, settings.until, target), fmt, title))
@@ -125,7 +136,7 @@ def plot_reachability(settings: Settings, out: Path, bin_width: str = "1h") -> s
     from services.events import reachability_bins
 
     minutes = bin_minutes(bin_width)  # checked before the database is opened
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
         return draw(out, lambda plots, fmt: plots.plot_reachability(
             reachability_bins(store, settings.since, settings.until, minutes), fmt))
 
@@ -142,14 +153,17 @@ def bin_minutes(text: str) -> int:
 
 
 def report(settings: Settings, out: Path, event: str | None = None, redact_vantage: bool = False,
-           lang: str = "en") -> Path:
-    """Write the lawyer's report (HTML or PDF, told by `out`'s suffix)."""
+           lang: str = "en") -> str:
+    """Write the lawyer's report (HTML or PDF, told by `out`'s suffix); returns what to tell
+    people: the file, and whether the custody log recorded it (not on a read-only database)."""
+    from results import custody
     from services.report import ReportOptions, write_report
 
-    with Store(settings.db) as store:
-        return write_report(store, out, ReportOptions(
+    with Store(settings.db, access="record") as store:
+        path = write_report(store, out, ReportOptions(
             event=event, since=settings.since, until=settings.until,
             redact_vantage=redact_vantage, lang=lang))
+        return f"wrote {path}; {custody.outcome(store)}"
 
 
 def ooni_classify(settings: Settings, files: Sequence[str]) -> list[dict[str, Any]]:

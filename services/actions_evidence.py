@@ -16,12 +16,14 @@ from services.recovery import open_for_writing
 from services.settings import Settings
 
 
-def verify(settings: Settings, reclassify: bool = True) -> Any:
-    """Every hash, link, signature and derived row of the database (`Verification`)."""
-    with Store(settings.db) as store:
+def verify(settings: Settings, reclassify: bool = True, record: bool = False) -> Any:
+    """Every hash, link, signature and derived row of the database (`Verification`); with
+    `record`, the check goes in the custody log where the database can be written. Without it
+    the database is only read (a write-blocked copy included)."""
+    with Store(settings.db, access="record" if record else "read") as store:
         return evidence.verify_database(store, reclassify=reclassify,
                                         public_ranges=settings.public_ranges,
-                                        fingerprints=settings.fingerprints)
+                                        fingerprints=settings.fingerprints, record=record)
 
 
 def check_bundle(path: Path, allow_unsigned: bool = False) -> Any:
@@ -31,16 +33,17 @@ def check_bundle(path: Path, allow_unsigned: bool = False) -> Any:
 
 
 def custody(settings: Settings) -> list[dict[str, Any]]:
-    with Store(settings.db) as store:
+    with Store(settings.db, access="read") as store:
         return evidence.custody_log(store)
 
 
 def export(settings: Settings, out: Path, event: str | None = None,
            runs: list[int] | None = None) -> dict[str, Any]:
-    """Write an evidence bundle of one event, some runs, or the settings' window."""
+    """Write an evidence bundle of one event, some runs, or the settings' window; logged in
+    the custody log where the database can be written (the summary's `custody` says)."""
     from services.events import events as find_events
 
-    with Store(settings.db) as store:
+    with Store(settings.db, access="record") as store:
         measurement_ids = None
         if event:
             found = [e for e in find_events(store, settings.since, settings.until)
@@ -66,12 +69,13 @@ def timestamp(settings: Settings) -> dict[str, Any]:
     if settings.tsa is None:
         raise ConfigError("evidence timestamp: --tsa URL is required, e.g. netvigil evidence "
                           "timestamp --tsa https://tsa.example/tsr", "--tsa")
-    with open_for_writing(settings.db, settings.fingerprints) as store:
+    with open_for_writing(settings.db, settings.fingerprints,
+                          access="write") as store:
         return stamp_pending(store, settings.tsa.url, timeout=settings.tsa.timeout,
                              roots_pem=settings.tsa.roots_pem)
 
 
 def key(settings: Settings, rotate: bool = False) -> dict[str, Any]:
     """The signing key's id and public key; with `rotate`, a new one first."""
-    with Store(settings.db) as store:
+    with Store(settings.db, access="write" if rotate else "read") as store:
         return dict(evidence.rotate_key(store) if rotate else evidence.current_key(store))

@@ -44,7 +44,8 @@ def submit(settings: Settings, runs_per_bundle: int = 10, timeout: float = 60.0,
     collector = settings.require_collector("submit")
     if runs_per_bundle < 1:
         raise ConfigError("--runs-per-bundle must be at least 1", "--runs-per-bundle")
-    with open_for_writing(settings.db, settings.fingerprints) as store:
+    with open_for_writing(settings.db, settings.fingerprints,
+                          access="write") as store:
         return send(store, collector, token=settings.env.collector_token, timeout=timeout,
                     runs_per_bundle=runs_per_bundle, ca_bundle=ca_bundle,
                     public_ranges=settings.public_ranges, fingerprints=settings.fingerprints)

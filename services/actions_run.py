@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
-from core.errors import ConfigError, Terminated
+from core.errors import ConfigError, Terminated, one_line
 from core.observations import Measurement
 from services import after_run, campaign, consent, monitor, recovery, stopping
 from services.settings import Settings
@@ -68,3 +68,14 @@ def watch(settings: Settings, ask: consent.Ask, log: monitor.Log = monitor.print
                                log=log, stop=stop, after_run=after_run.pipeline(settings))
     finally:
         restore()
+
+
+def lost_targets(result: campaign.CampaignResult, total: int) -> str | None:
+    """One line for a run that could not measure some targets (an internal error in the
+    probe, not a network failure): how many, and the first error. None when all were measured."""
+    if not result.errors:
+        return None
+    more = f" (and {len(result.errors) - 1} more: see --json's errors)" if len(
+        result.errors) > 1 else ""
+    return one_line(f"run {result.run_id}: {len(result.errors)} of {total} targets were not "
+                    f"measured, internal error: {result.errors[0]}{more}")

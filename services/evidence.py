@@ -43,8 +43,10 @@ def verify_database(
     reclassify: bool = True,
     public_ranges: Sequence[Network] = (),
     fingerprints: Any = None,
+    record: bool = True,
 ) -> Verification:
-    """Check the whole database (`results.verify.verify`) and log the check in the custody log.
+    """Check the whole database (`results.verify.verify`); with `record`, log the check in the
+    custody log where the database can be written. A notice says whether it was logged.
 
     With `reclassify`, verdicts are judged again with these ranges and fingerprints: give the
     ones the runs were judged with, or correct verdicts will show as differences.
@@ -55,10 +57,12 @@ def verify_database(
         found = len(find_events(store))
         report.notices.append(f"{found} events: they are not stored but found again from these "
                               "verdicts each time they are asked for (netvigil events)")
-    custody.log(store, "verify", {
-        "scope": "database", "ok": report.ok, "problems": len(report.problems),
-        "reclassified": reclassify,
-    }, {"chain_head": store.head()})
+    if record:
+        custody.log_if_writable(store, "verify", {
+            "scope": "database", "ok": report.ok, "problems": len(report.problems),
+            "reclassified": reclassify,
+        }, {"chain_head": store.head()})
+    report.notices.append(custody.outcome(store, asked=record))
     return report
 
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from analysis.run_network import decide
 from core.errors import NetvigilError
@@ -121,9 +121,11 @@ def recover(store: Store, fingerprints: Any = None, idle_for: float | None = Non
 
 @contextmanager
 def open_for_writing(path: str | Path, fingerprints: Any = None,
-                     on_recovered: OnRecovered | None = None) -> Iterator[Store]:
-    """The Store of a command that writes, with the runs dead processes left ended first."""
-    with Store(path) as store:
+                     on_recovered: OnRecovered | None = None,
+                     access: Literal["create", "write"] = "create") -> Iterator[Store]:
+    """The Store of a command that writes, with the runs dead processes left ended first;
+    `access` "write" for a command that needs the database to exist (`results.opening`)."""
+    with Store(path, access=access) as store:
         ended = recover(store, fingerprints)
         if ended and on_recovered is not None:
             on_recovered(ended)

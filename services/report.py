@@ -198,6 +198,6 @@ def write_report(store: Store, out: Path, options: ReportOptions | None = None) 
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    custody.log(store, "report", {"file": out.name, "format": fmt},
+    custody.log_if_writable(store, "report", {"file": out.name, "format": fmt},
                 {"report": sha256_hex(data), "chain_head": store.head()})
     return out

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from analysis.fingerprints import Fingerprints
     from core.target import Target
     from probes.config import ProbeConfig
+    from probes.runner import Limits
     from services.campaign import CampaignOptions
     from services.collector_server import CollectorConfig
     from services.helper_protocol import HelperConfig
@@ -112,20 +113,67 @@ def probe_config(a: Mapping[str, Any]) -> ProbeConfig:
         except ValueError as exc:
             raise ConfigError(f"--resolver {spec}: {exc}", "--resolver") from None
     ca_bundle = a.get("ca_bundle")
-    if ca_bundle and not Path(ca_bundle).is_file():
-        raise ConfigError(f"--ca-bundle {ca_bundle}: no such file", "--ca-bundle")
+    if ca_bundle:
+        ca_file(ca_bundle, "--ca-bundle")
+    doh = a.get("doh")
+    if doh is not None:
+        doh_url(doh)
     timeouts = Timeouts()
-    if a.get("timeout"):
+    if a.get("timeout") is not None:  # 0 is a value to refuse, not "no option"
         scale = positive(a["timeout"], "--timeout") / timeouts.tcp
         # The listen window is not a timeout: it is how long a second (injected) answer may
         # trail the first, a property of the censor's path, so it does not scale.
         timeouts = Timeouts(**{k: v if k == "dns_listen" else v * scale
                                for k, v in vars(timeouts).items()})
     return ProbeConfig(
-        timeouts=timeouts, resolvers=resolvers, doh_url=a.get("doh"),
+        timeouts=timeouts, resolvers=resolvers, doh_url=doh,
         dns_over_tcp=bool(a.get("dns_over_tcp")), ca_bundle=ca_bundle,
         ipv6=not a.get("no_ipv6"), system_resolver=not a.get("no_system_resolver"),
     )
+
+
+def ca_file(path: str, option: str) -> str:
+    """`path` once it loads as a file of CA certificates (PEM), as the TLS step will load it.
+
+    Checked before any traffic: a file that is not a CA bundle would otherwise fail every TLS
+    handshake of the run as an internal error, and the run would measure nothing."""
+    import ssl
+
+    if not Path(path).is_file():
+        raise ConfigError(f"{option} {path}: no such file", option)
+    try:
+        ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=path)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ConfigError(f"{option} {path}: not a PEM file of CA certificates ({exc})",
+                          option) from None
+    return path
+
+
+def doh_url(url: str) -> str:
+    """--doh URL, once it is an https:// URL with a host (RFC 8484: DoH is HTTPS)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - a bad port raises only when read
+    except ValueError as exc:
+        raise ConfigError(f"--doh {url}: not a URL ({exc})", "--doh") from None
+    if parts.scheme.lower() != "https" or not parts.hostname:
+        raise ConfigError(f"--doh {url}: expected https://HOST/PATH, e.g. "
+                          "https://dns.google/dns-query", "--doh")
+    return url
+
+
+def limits(a: Mapping[str, Any]) -> Limits:
+    """--concurrency, --rate and --per-host-rate, each named in its own message (`Limits`
+    checks them too, but cannot tell which of two rates was wrong, nor refuse NaN)."""
+    from probes.runner import Limits
+
+    concurrency = a.get("concurrency", 16)
+    if concurrency < 1:
+        raise ConfigError(f"--concurrency {concurrency}: must be at least 1", "--concurrency")
+    return Limits(concurrency, positive(a.get("rate", 50.0), "--rate"),
+                  positive(a.get("per_host_rate", 4.0), "--per-host-rate"))
 
 
 def network(a: Mapping[str, Any], helper_url: str | None) -> NetworkOptions | None:
@@ -160,17 +208,12 @@ def network(a: Mapping[str, Any], helper_url: str | None) -> NetworkOptions | No
 def campaign(a: Mapping[str, Any], env: Env, public_ranges: tuple[Network, ...],
              found: Fingerprints | None) -> CampaignOptions:
     """Everything a run needs besides its targets."""
-    from probes.runner import Limits
     from services.campaign import CampaignOptions
 
     helper_url = a.get("helper") or env.helper
-    try:
-        limits = Limits(a.get("concurrency", 16), a.get("rate", 50.0), a.get("per_host_rate", 4.0))
-    except ConfigError as exc:  # Limits names the option; the command line shows it first
-        raise ConfigError(f"{exc.option}: {exc}", exc.option) from None
     return CampaignOptions(
         config=probe_config(a),
-        limits=limits,
+        limits=limits(a),
         public_ranges=public_ranges,
         fingerprints=found,
         check_network=not a.get("no_netcheck"),

@@ -37,6 +37,8 @@ CITIZEN_LAB_HEADER = ("url", "category_code")
 _LIST_SUFFIXES = (".txt", ".csv", ".toml", ".list")
 _LABEL = re.compile(r"^[a-z0-9_](?:[a-z0-9_-]*[a-z0-9_])?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\x85\u2028\u2029]")
+# A scheme's name followed by ":" or "/" but not by "://": "https:/x", "http//x", "tcp:x".
+_BROKEN_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)(?::|/)")
 
 
 def _show(text: str, limit: int = 80) -> str:
@@ -80,6 +82,15 @@ def _host(raw: str) -> str:
     return name
 
 
+def _refuse_broken_scheme(text: str) -> None:
+    """A target without "://" that starts with one of our schemes ("https:/x", "http//x",
+    "https:x") is a mistyped URL: refuse it rather than measure a host called "https"."""
+    found = _BROKEN_SCHEME.match(text)
+    if found and found.group(1).lower() in SCHEMES:
+        scheme = found.group(1).lower()
+        raise TargetError(f"{_show(text)}: malformed scheme (write {scheme}://HOST/...)")
+
+
 def normalise(spec: str, *, platform: str | None = None, category: str | None = None) -> Target:
     """One target from a URL or a bare domain. Raises TargetError saying what is wrong.
 
@@ -94,7 +105,9 @@ def normalise(spec: str, *, platform: str | None = None, category: str | None = 
         raise TargetError(f"target longer than {MAX_LINE} characters")
     if any(c.isspace() for c in text) or _CONTROL.search(text):
         raise TargetError(f"{_show(text)} contains spaces or control characters")
-    if "://" not in text:
+    bare = "://" not in text
+    if bare:
+        _refuse_broken_scheme(text)
         text = f"https://{text}"
     try:
         parts = urlsplit(text)
@@ -106,6 +119,12 @@ def normalise(spec: str, *, platform: str | None = None, category: str | None = 
     if "@" in parts.netloc:
         raise TargetError(f"{_show(spec.strip())}: user names and passwords are not allowed")
     host = _host(parts.hostname or "")
+    if bare and "." not in host and ":" not in host:
+        # "telegarm" is a typo, not a site: a name without a dot is measured only when the
+        # user writes its scheme (http://intranet/), as the command line refuses it too.
+        raise TargetError(f"{_show(spec.strip())} is not a domain name (no dot); a platform "
+                          "name goes on the command line, a local name needs its URL, e.g. "
+                          f"https://{host}/")
     try:
         port = parts.port
     except ValueError:

@@ -365,6 +365,7 @@ def test_an_option_of_one_action_is_refused_on_another(tmp_path, capsys, argv, u
 
 def test_measurements_lists_when_the_action_is_left_out(tmp_path, capsys):
     db = str(tmp_path / "nv.db")
+    Store(db).close()  # reading commands open an existing database only (issue 12)
     for argv in (["--db", db, "measurements", "--json"], [f"--db={db}", "measurements", "--json"],
                  ["measurements", "--db", db, "--limit", "5", "--json"],
                  ["measurements", "list", "--db", db, "--json"]):

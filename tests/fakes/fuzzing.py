@@ -26,7 +26,7 @@ CONTRACTS: dict[str, tuple[type[BaseException], ...]] = {
     "probes.http.normalise_url/redirect_location": (),  # unusable is None
     "core.html_title.extract_title": (),
     "ooni.read.parse_ooni": (OONIFormatError,),
-    "ooni.read.read_ooni_file": (),  # each bad item is yielded as an OONIFormatError
+    "ooni.read_file.read_ooni_file": (),  # each bad item is yielded as an OONIFormatError
     "targets.loaders.load_targets": (TargetError,),
     "results.bundle_verify.verify_bundle": (),  # problems are reported, never raised
     "services.helper_protocol.parse_request": (RequestError,),
