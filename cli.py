@@ -422,10 +422,12 @@ def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
     h = _actions(_command(
         sub, "helper", "run the test helper (a control on an uncensored network)",
         description="Serve controls: measure the targets a probe sends, from this network.",
-        examples=["netvigil helper serve --listen 0.0.0.0:8080 --token s3cret"]))
+        examples=["netvigil helper serve --listen 0.0.0.0:8443 --tls-cert fullchain.pem "
+                  "--tls-key privkey.pem --token s3cret"]))
     hs = _command(h, "serve", "measure what probes send, from this network", parents=[ranges],
                   handler=cmd_helper_serve,
-                  examples=["netvigil helper serve --listen 0.0.0.0:8080 --token s3cret",
+                  examples=["netvigil helper serve --listen 0.0.0.0:8443 --tls-cert fullchain.pem "
+                            "--tls-key privkey.pem --token s3cret",
                             "netvigil helper serve --listen 198.18.0.10:8080 --allow-private"
                             "   # a test lab"])
     hs.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
@@ -434,6 +436,12 @@ def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                     "system resolver")
     hs.add_argument("--token", dest="helper_token",
                     help=f"require 'Authorization: Bearer TOKEN' (or ${ENV_HELPER_TOKEN})")
+    hs.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate "
+                    "chain (with --tls-key), so the token never travels in clear")
+    hs.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    hs.add_argument("--insecure-http", action="store_true",
+                    help="allow --token over plain HTTP on a public address (only behind a TLS "
+                         "reverse proxy)")
     hs.add_argument("--allow-private", action="store_true",
                     help="also measure private, loopback and special-purpose addresses (labs "
                          "only)")
