@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from core.errors import ConfigError, NetvigilError
+from core.errors import ConfigError, NetvigilError, Terminated
 from core.verdicts import BLOCKED, DOWN, INSUFFICIENT, OK
 from presentation import views
 from presentation.console import Output
@@ -98,7 +98,7 @@ def _parser() -> _Parser:
     _measuring(sub, db, js, judge)
     _stored(sub, db, js, window, judge, prints)
     _evidence(sub, db, js, window, judge)
-    _remote(sub, db, js, window, ranges)
+    _remote(sub, db, js, window, ranges, judge)
     return p
 
 
@@ -293,7 +293,7 @@ def _evidence(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser
                   "netvigil evidence custody --json",
                   "netvigil evidence timestamp --tsa https://tsa.example/tsr"]))
     ex = _command(ev, "export", "write a bundle of signed records, for one event, runs or a window",
-                  parents=[db, window, js], handler=cmd_evidence_export,
+                  parents=[db, window, judge, js], handler=cmd_evidence_export,
                   examples=["netvigil evidence export --since 2026-11-01 --out case.zip",
                             "netvigil evidence export --event 3f2a9c0d1e4b5a67 --out event.zip",
                             "netvigil evidence export --run 3 --run 4 --out runs.zip"])
@@ -304,6 +304,8 @@ def _evidence(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser
                   parents=[db, js], handler=cmd_evidence_verify,
                   examples=["netvigil evidence verify case.zip --json"])
     vb.add_argument("bundle", type=Path, metavar="FILE.zip")
+    vb.add_argument("--allow-unsigned", action="store_true",
+                    help="accept records no signature covers (reported as unsigned)")
     _command(ev, "custody", "who did what with the data, and when", parents=[db, js],
              handler=cmd_evidence_custody, examples=["netvigil evidence custody --json"])
     ts = _command(ev, "timestamp", "stamp run heads at an RFC 3161 authority", parents=[db, js],
@@ -324,9 +326,10 @@ def _evidence(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser
 
 
 def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, window: _Parser,
-            ranges: _Parser) -> None:
+            ranges: _Parser, judge: _Parser) -> None:
     su = _command(
-        sub, "submit", "send ended runs to a collector, as evidence bundles", parents=[db, js],
+        sub, "submit", "send ended runs to a collector, as evidence bundles",
+        parents=[db, judge, js],
         handler=cmd_submit,
         description="Each ended run is sent once (the custody log remembers where it went); "
                     "runs a collector could not take stay pending for the next call. The "
@@ -362,6 +365,9 @@ def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                          "none: anyone may submit")
     cs.add_argument("--allow-key", action="append", default=[], metavar="KEYID",
                     help="accept only runs signed by these keys (repeatable)")
+    cs.add_argument("--allow-unsigned", action="store_true",
+                    help="keep bundles holding records no signature covers (those records "
+                         "are not indexed)")
     cs.add_argument("--max-size", type=float, default=64.0, metavar="MIB",
                     help="the largest bundle accepted (default 64 MiB)")
     ce = _command(co, "events", "events across every probe", parents=[folder, window, js],
@@ -439,10 +445,7 @@ def cmd_measurements_show(args: argparse.Namespace, s: Settings, out: Output) ->
     from services import actions
 
     row = actions.measurement(s, args.id)
-    if s.as_json:
-        out.json(row)
-    else:
-        out.text(views.describe(row))
+    out.show(row, lambda: views.describe_view(row))
     return 0
 
 
@@ -524,7 +527,8 @@ def cmd_verify(args: argparse.Namespace, s: Settings, out: Output) -> int:
 def cmd_evidence_verify(args: argparse.Namespace, s: Settings, out: Output) -> int:
     from services import actions_evidence
 
-    return _verification(actions_evidence.check_bundle(args.bundle), str(args.bundle), out)
+    return _verification(actions_evidence.check_bundle(args.bundle, args.allow_unsigned),
+                         str(args.bundle), out)
 
 
 def cmd_evidence_export(args: argparse.Namespace, s: Settings, out: Output) -> int:
@@ -642,9 +646,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NetvigilError as exc:
         out.error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:  # Ctrl-C: a run is marked interrupted, its measurements kept
+    except KeyboardInterrupt as exc:  # Ctrl-C or SIGTERM: the run is ended interrupted, signed
         out.message("interrupted: every finished measurement is stored")
-        return 130
+        return exc.exit_code if isinstance(exc, Terminated) else 130
     except BrokenPipeError:  # `netvigil ... | head` is fine
         out.silence()
         return 0

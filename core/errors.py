@@ -26,6 +26,9 @@ people. The CLI maps the branches to messages and exit codes in one place (`cli.
         └── HelperError                  the test helper did not answer usefully (`status`)
 
 `InputError` stays a `ValueError` so that code validating values reads naturally.
+
+Outside the tree, `Terminated` (a KeyboardInterrupt) is a run stopped by SIGTERM: ended as
+Ctrl-C ends it, with its own exit status (143, 128 + SIGTERM, where Ctrl-C is 130).
 """
 
 from __future__ import annotations
@@ -164,3 +167,10 @@ class HelperError(ServiceError):
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
+
+
+class Terminated(KeyboardInterrupt):
+    """A run stopped by SIGTERM (systemd, `kill`, a shutdown), ended as Ctrl-C ends it: a
+    KeyboardInterrupt, so whatever handles Ctrl-C handles it. Exit status 128 + SIGTERM."""
+
+    exit_code = 143

@@ -24,7 +24,7 @@ def charset_of(content_type: str | None) -> str:
             name = value.strip().strip("\"'")
             try:
                 return codecs.lookup(name).name
-            except LookupError:
+            except (LookupError, ValueError):  # unknown, or no name at all (a NUL, a surrogate)
                 break
     return "utf-8"
 
@@ -46,5 +46,15 @@ def extract_title(body: bytes, content_type: str | None = None) -> str | None:
     end = head.find(_CLOSE, text_start)
     if end == -1:
         return None
-    raw = body[text_start + 1 : end].decode(charset_of(content_type), errors="replace")
+    raw = _decode(body[text_start + 1 : end], charset_of(content_type))
     return " ".join(html.unescape(raw).split())[:MAX_TITLE]
+
+
+def _decode(data: bytes, charset: str) -> str:
+    """`data` in `charset`, or as UTF-8 when that codec cannot decode a page: Python also knows
+    bytes-to-bytes codecs (rot13, base64, zlib: LookupError) and codecs that refuse to replace
+    what they cannot read (idna, punycode, undefined: UnicodeError). A page may name any."""
+    try:
+        return data.decode(charset, errors="replace")
+    except (LookupError, UnicodeError):
+        return data.decode("utf-8", errors="replace")

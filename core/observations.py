@@ -19,6 +19,7 @@ import typing
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Union
 
+from core.errors import RecordError
 from core.target import Target
 
 
@@ -216,10 +217,10 @@ def _from_fields(cls: type, data: dict[str, Any]) -> Any:
 
 
 def observation_from_dict(data: dict[str, Any]) -> Observation:
-    """Read back what `observation_to_dict` wrote. Raises ValueError on an unknown step."""
+    """Read back what `observation_to_dict` wrote. Raises RecordError on an unknown step."""
     cls = OBSERVATION_TYPES.get(data.get("step", ""))
     if cls is None:
-        raise ValueError(f"unknown observation step: {data.get('step')!r}")
+        raise RecordError(f"unknown observation step: {data.get('step')!r}")
     result: Observation = _from_fields(cls, data)
     return result
 

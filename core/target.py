@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from core.errors import TargetError
+
 SCHEMES = {"http": 80, "https": 443, "tcp": None, "tls": 443}
 
 
@@ -37,7 +39,7 @@ class Target:
             return parts.port
         default = SCHEMES.get(parts.scheme)
         if default is None:
-            raise ValueError(f"{self.url}: a port is required for {parts.scheme}://")
+            raise TargetError(f"{self.url}: a port is required for {parts.scheme}://")
         return default
 
     @property

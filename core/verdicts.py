@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from core.errors import RecordError
+
 OK = "ok"
 BLOCKED = "blocked"
 DOWN = "down"
@@ -40,12 +42,12 @@ class Verdict:
 
     def __post_init__(self) -> None:
         if self.verdict not in VERDICTS:
-            raise ValueError(f"unknown verdict {self.verdict!r}")
+            raise RecordError(f"unknown verdict {self.verdict!r}")
         unknown = set(self.techniques) - set(TECHNIQUES)
         if unknown:
-            raise ValueError(f"unknown techniques {sorted(unknown)}")
+            raise RecordError(f"unknown techniques {sorted(unknown)}")
         if not 0.0 <= self.confidence <= 1.0:
-            raise ValueError(f"confidence {self.confidence} outside [0, 1]")
+            raise RecordError(f"confidence {self.confidence} outside [0, 1]")
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)

@@ -5,6 +5,12 @@ tables) for people, rendered with rich. Messages, warnings, errors, the progress
 notice go to stderr, so that `netvigil ... --json | jq` and `netvigil export > file` stay clean.
 Lines never wrap (a long URL stays greppable) and text is never read as markup.
 
+Much of what is printed comes from outside (a bundle's member names, page titles, OONI inputs, a
+collection's vantage fields, errors quoting them). Every string passes through
+`presentation.safe_text.printable` here, on every path (views, messages, warnings, errors, the
+log, the progress bar), so a terminal never obeys what it was sent. JSON needs nothing: it escapes
+control characters itself.
+
 rich is imported on first use: `netvigil --help` does not need it.
 """
 
@@ -17,10 +23,12 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any, TextIO
 
+from presentation.safe_text import printable
 from presentation.views import Line, Styled, Table, View
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.text import Text
 
 PROG = "netvigil"
 
@@ -59,50 +67,49 @@ class Output:
         print(json.dumps(data, indent=2, default=str), file=sys.stdout)
 
     def text(self, text: str) -> None:
-        """Plain text on stdout, as it is."""
-        print(text, file=sys.stdout)
+        """Plain text on stdout, its lines as they are (controls shown as escapes)."""
+        print(printable(text, newlines=True), file=sys.stdout)
 
     def render(self, view: View) -> None:
         from rich.table import Table as RichTable
-        from rich.text import Text
-
-        def cell(part: str | Styled) -> Text:
-            return Text(part) if isinstance(part, str) else Text(part.text, style=part.style)
 
         for item in view:
             if isinstance(item, Line):
-                self._console(item.stderr).print(Text.assemble(*map(cell, item.parts)))
+                # A line is one line: a newline inside a part is shown, not obeyed.
+                self._console(item.stderr).print(_text(*item.parts))
             elif isinstance(item, Table):
-                table = RichTable(title=item.title)
+                # Title and headers too: rich reads a plain str given to a table as markup.
+                table = RichTable(title=_text(item.title))
                 for column in item.columns:
-                    table.add_column(column, overflow="fold")
+                    table.add_column(_text(column), overflow="fold")
                 for row in item.rows:
-                    table.add_row(*map(cell, row))
+                    # A cell may span lines (an event's targets); it cannot leave its cell.
+                    table.add_row(*(_text(part, newlines=True) for part in row))
                 self._console(False).print(table)
 
     # --- beside the answer ---------------------------------------------------------------
 
     def message(self, text: str) -> None:
         """A notice for people ("wrote case.zip"), on stderr."""
-        self._console(True).print(text, markup=False)
+        self._console(True).print(_text(text))
 
     def log(self, line: str) -> None:
         """A line of a long-running command's log (monitor), on stderr at once: journald keeps
         it, and a crash must not lose it in a buffer."""
-        print(line, file=sys.stderr, flush=True)
+        print(printable(line), file=sys.stderr, flush=True)
 
     def warning(self, text: str | None) -> None:
         """A warning on stderr, when there is one."""
         if text:
-            print(f"{PROG}: warning: {text}", file=sys.stderr)
+            print(f"{PROG}: warning: {printable(text)}", file=sys.stderr)
 
     def error(self, text: str) -> None:
-        """The one line an error gets, on stderr."""
-        print(f"{PROG}: error: {text}", file=sys.stderr)
+        """The one line an error gets, on stderr (errors quote bundles, files, answers)."""
+        print(f"{PROG}: error: {printable(text)}", file=sys.stderr)
 
     def ask(self, notice: str, question: str) -> str | None:
         """Show `notice` on stderr and ask `question`: the answer, or None without a terminal."""
-        print(notice, file=sys.stderr)
+        print(printable(notice, newlines=True), file=sys.stderr)
         if not sys.stdin.isatty():
             return None
         return input(question)
@@ -118,13 +125,24 @@ class Output:
             TimeElapsedColumn,
         )
 
-        with Progress(TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                      TextColumn("{task.description}"), console=self._console(True),
-                      transient=True) as bar:
+        # The description is a target's URL, from a list someone else may have written: not
+        # markup (a "[/]" in it would stop the run with a MarkupError), no controls.
+        with Progress(TextColumn(label, markup=False), BarColumn(), MofNCompleteColumn(),
+                      TimeElapsedColumn(), TextColumn("{task.description}", markup=False),
+                      console=self._console(True), transient=True) as bar:
             task = bar.add_task("", total=total)
-            yield lambda what: bar.update(task, advance=1, description=what)
+            yield lambda what: bar.update(task, advance=1, description=printable(what))
 
     def silence(self) -> None:
         """After a reader went away (`netvigil ... | head`): drop what is left of stdout."""
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
+
+
+def _text(*parts: str | Styled, newlines: bool = False) -> Text:
+    """Parts as one rich Text: never markup, every part made printable, styles kept."""
+    from rich.text import Text
+
+    return Text.assemble(*((printable(part, newlines), "") if isinstance(part, str)
+                           else (printable(part.text, newlines), part.style)
+                           for part in parts))

@@ -119,6 +119,16 @@ def measurements_table(rows: Sequence[Mapping[str, Any]]) -> Table:
 
 def describe(row: Mapping[str, Any]) -> str:
     """One stored measurement and each of its observations, a line each."""
+    return "\n".join(describe_lines(row))
+
+
+def describe_view(row: Mapping[str, Any]) -> View:
+    """`describe` for the console: a Line per line, so a newline inside a page title or a URL
+    is shown as one and cannot start a line of its own."""
+    return [line(text) for text in describe_lines(row)]
+
+
+def describe_lines(row: Mapping[str, Any]) -> list[str]:
     lines = [f"measurement {row['id']} (run {row['run_id']}): {row['target_url']}",
              f"  started {row['started']}, {row['runtime']:.2f} s",
              f"  verdict {row['verdict']} [{row['techniques'] or '-'}] {row['reason'] or ''}"]
@@ -126,7 +136,7 @@ def describe(row: Mapping[str, Any]) -> str:
         step = obs.get("step", "?")
         lines.append(f"  {obs['t0']:7.3f}s {step:4} {what(step, obs)}  "
                      f"[{obs.get('failure') or 'ok'}]")
-    return "\n".join(lines)
+    return lines
 
 
 def what(step: str, o: Mapping[str, Any]) -> str:

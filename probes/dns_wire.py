@@ -21,6 +21,7 @@ import dns.flags
 import dns.message
 import dns.name
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 
 from core import failures
@@ -113,6 +114,11 @@ def to_response(reply: dns.message.Message, t: float) -> DNSResponse:
     cnames: dict[str, None] = {}
     ttls: list[int] = []
     for rrset in reply.answer:
+        if rrset.rdclass != dns.rdataclass.IN:
+            # We asked in class IN; a record of another class answers nothing, and dnspython
+            # reads an A of class 5 as opaque data (no address: reading one raised, and lost
+            # the reply an injector sent).
+            continue
         ttls.append(rrset.ttl)
         for rdata in rrset:
             if rrset.rdtype in (dns.rdatatype.A, dns.rdatatype.AAAA):

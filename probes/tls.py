@@ -187,29 +187,18 @@ async def handshake(
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     sslobj = context.wrap_bio(incoming, outgoing, server_side=False, server_hostname=sni)
     t0 = clock.now()
+    # Both outcomes record the same endpoint, and the peer's chain even when verification failed.
+    observed = functools.partial(TLSHandshake, t0=t0, address=address, port=port, sni=sni,
+                                 purpose=purpose)
     try:
         await asyncio.wait_for(_pump_handshake(sslobj, incoming, outgoing, stream), timeout)
     except (OSError, EOFError) as exc:  # ssl.SSLError and TimeoutError are OSErrors
-        observation = TLSHandshake(
-            t0=t0,
-            t=clock.now(),
-            address=address,
-            port=port,
-            sni=sni,
-            failure=classify_tls(exc),
-            purpose=purpose,
-            peer_certificates=peer_chain(sslobj),
-        )
-        return observation, None
+        return observed(t=clock.now(), failure=classify_tls(exc),
+                        peer_certificates=peer_chain(sslobj)), None
     cipher = sslobj.cipher()
-    observation = TLSHandshake(
-        t0=t0,
+    observation = observed(
         t=clock.now(),
-        address=address,
-        port=port,
-        sni=sni,
         failure=None,
-        purpose=purpose,
         version=sslobj.version(),
         cipher=cipher[0] if cipher else None,
         alpn=sslobj.selected_alpn_protocol(),

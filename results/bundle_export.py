@@ -26,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from core.errors import EvidenceError
 from core.times import utc_now
 from results import bundle_queries as Q
 from results import custody, signing
@@ -36,7 +37,7 @@ from results.bundle_verify import CUSTODY_SIGNATURE, MANIFEST, verify_bundle
 from results.canonical import GENESIS, canonical_json
 from results.store import Store
 from results.timeline import BundlePoints
-from results.verify import Problem, Verification, snapshot, verify
+from results.verify import Problem, Reclassify, Verification, check_verdicts, snapshot, verify
 
 #: Events among a bundle's verdict points (as `results.timeline` gives them), as JSON objects.
 DeriveEvents = Callable[[list[dict[str, Any]]], list[dict[str, Any]]]
@@ -52,24 +53,34 @@ def export_bundle(
     until: str | datetime | None = None,
     measurement_ids: Sequence[int] | None = None,
     derive_events: DeriveEvents | None = None,
+    analysis: tuple[str, bytes] | None = None,
+    judge: Reclassify | None = None,
 ) -> dict[str, Any]:
     """Write the selected runs (all, without a selection) as a BagIt zip; returns a summary.
 
     The runs are those named, those holding the named measurements, and those started in
-    [since, until) (ISO 8601 UTC). With `derive_events`, the events it finds among the bundle's
-    verdict points (`results.timeline.BundlePoints`) go in data/events.json. The export is
-    logged in the custody log with the zip's hash.
+    [since, until) (ISO 8601 UTC). Verdicts go in for the runs whose first and last records
+    are both in the bundle (only those can be judged again from it). With `judge`, they must
+    be what it gives (EvidenceError otherwise, before anything is written), and `analysis`
+    (path, content) says what it judged with. With `derive_events`, the events it finds among
+    the bundle's verdict points (`results.timeline.BundlePoints`) go in data/events.json. The
+    export is logged in the custody log with the zip's hash.
     """
     conn = store.db.conn
     out = Path(out_zip)
     with snapshot(conn):  # one consistent view, even while a campaign keeps writing
         runs = Q.select_runs(conn, run_ids, since, until, measurement_ids)
         first, last = Q.record_slice(conn, runs)
+        whole = Q.whole_runs(conn, first, last)
+        if judge is not None:
+            _check_judged(store, judge, whole)
         try:
             with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as zf:
                 root = re.sub(r"[^A-Za-z0-9._-]", "_", out.stem) or "bundle"
                 bag = BagWriter(zf, root)
-                summary = _write_payload(store, bag, first, last, derive_events)
+                if analysis is not None:
+                    bag.add(*analysis)
+                summary = _write_payload(store, bag, first, last, whole, derive_events)
                 summary["selected_runs"] = runs if runs is not None else summary["runs"]
                 bag.finish(_bag_info(summary), readme(root, summary))
         except BaseException:
@@ -99,7 +110,20 @@ def _bag_info(summary: dict[str, Any]) -> dict[str, str]:
     }
 
 
-def _write_payload(store: Store, bag: BagWriter, first: int, last: int,
+def _check_judged(store: Store, judge: Reclassify, run_ids: list[int]) -> None:
+    """The stored verdicts of these runs are what `judge` gives: a bundle whose verdicts do
+    not follow from its records is never written (it would not verify)."""
+    report = Verification()
+    check_verdicts(store, judge, report, run_ids)
+    if report.problems:
+        raise EvidenceError(
+            f"{len(report.problems)} stored verdict(s) differ from the records judged again "
+            f"with the fingerprints and public ranges given (first: {report.problems[0]}): "
+            "give the ones the runs were judged with (--fingerprints, --public-range), or "
+            "judge them again first (netvigil analyze)")
+
+
+def _write_payload(store: Store, bag: BagWriter, first: int, last: int, whole: list[int],
                    derive_events: DeriveEvents | None) -> dict[str, Any]:
     conn = store.db.conn
     points = BundlePoints()
@@ -138,7 +162,7 @@ def _write_payload(store: Store, bag: BagWriter, first: int, last: int,
             bag.add(CUSTODY_SIGNATURE, canonical_json(signed) + b"\n")
     verdicts = []
     with bag.stream("data/verdicts.jsonl") as fh:
-        for verdict in _verdicts(store, first, last):
+        for verdict in _verdicts(store, first, last, set(whole)):
             fh.write(canonical_json(verdict) + b"\n")
             verdicts.append(verdict)
     if derive_events is not None:
@@ -163,8 +187,11 @@ def _custody_signature(store: Store, anchor: str, head: str) -> dict[str, str] |
             "created": utc_now()}
 
 
-def _verdicts(store: Store, first: int, last: int) -> Iterator[dict[str, Any]]:
+def _verdicts(store: Store, first: int, last: int, whole: set[int]
+              ) -> Iterator[dict[str, Any]]:
     for row in Q.verdict_rows(store, first, last):
+        if row["run_id"] not in whole:
+            continue
         verdict = R.verdict_from_row(row)
         yield {"measurement_id": row["id"], "run_id": row["run_id"],
                "record_id": row["record_id"], "record_sha256": row["record_sha256"],

@@ -73,6 +73,15 @@ def record_slice(conn: sqlite3.Connection, runs: list[int] | None) -> tuple[int,
     return first, last
 
 
+def whole_runs(conn: sqlite3.Connection, first: int, last: int) -> list[int]:
+    """The runs whose run_start and run_end records both lie in [first, last]: the slice
+    holds every record of theirs (a run's records lie between those two)."""
+    return [run_id for (run_id,) in conn.execute(
+        "SELECT run_id FROM records WHERE id BETWEEN ? AND ? AND kind IN ('run_start', "
+        "'run_end') GROUP BY run_id HAVING COUNT(DISTINCT kind) = 2 ORDER BY run_id",
+        (first, last))]
+
+
 def records(conn: sqlite3.Connection, first: int, last: int) -> Iterator[dict[str, Any]]:
     """The slice's records as stored (the bundle's RECORD columns), oldest first."""
     cursor = conn.execute(f"SELECT {', '.join(RECORD)} FROM records WHERE id BETWEEN ? AND ? "

@@ -31,7 +31,14 @@ Files (a BagIt bag, RFC 8493)
   data/timestamps.json   RFC 3161 timestamps of run heads, if the probe could reach a
                          time-stamping authority: `token` is its DER TimeStampResp (base64),
                          `tsa_chain` its certificates (PEM, its own first, its root last).
-  data/verdicts.jsonl    verdicts (derived data: they can be recomputed from the records).
+  data/verdicts.jsonl    verdicts (derived data, not signed: `netvigil evidence verify`
+                         classifies every measurement again from its signed records, with
+                         its control and its run's network state, and names any difference),
+                         for the runs whose run_start and run_end are both here.
+  data/analysis.json     what the verdicts were judged with: the netvigil version, the public
+                         ranges, and the fingerprint lists themselves with their SHA-256
+                         (fingerprints_sha256: compare it with the lists you trust; this file
+                         is not signed, so the verdicts hold *for these fingerprints*).
   data/events.json       blocking and outage events found among these verdicts (derived:
                          `netvigil evidence verify` finds them again and compares).
   data/custody.jsonl     the custody log: collection, export, analysis, ... of these data.
@@ -88,6 +95,8 @@ print("OK: chain from anchor", lines[0] and json.loads(lines[0])["prev_sha256"])
 
   A bad signature raises InvalidSignature. The keys are in the bundle, so check the key_id
   against one you obtained independently (from the volunteer, or from earlier bundles).
+  Records after the last signed run head are covered by no signature (a run that never
+  ended): `netvigil evidence verify` fails such a bundle unless asked --allow-unsigned.
 
 Step 4: the custody log
   data/custody.jsonl is chained like the records: each entry's
@@ -110,8 +119,8 @@ Step 5: the timestamps (if data/timestamps.json is not empty)
   Compare the root certificate's SHA-256 with the one the authority publishes.
 
 With netvigil installed, `netvigil evidence verify <bundle.zip>` does all of the above and more
-(blob references, clock records, verdict links, the events found again from the verdicts) and
-names any file or record that fails.
+(blob references, clock records, verdict links, every verdict classified again from the
+records, the events found again from the verdicts) and names any file or record that fails.
 
 Limits: times come from the probe's own clock (see data/clock.json), except the times in the
 timestamps, which come from the authority; runs without a timestamp have only the former.

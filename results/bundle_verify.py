@@ -11,13 +11,12 @@ file and, where there is one, the record (by id and line), run or measurement.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sqlite3
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,15 @@ from results.bag_reader import (
     Bag,
     BagLimits,
     LimitExceeded,
+    Lines,
     open_bag,
     parse_json,
     refuse_directory,
 )
 from results.bag_reader import items as _items
+from results.bundle_links import VERDICTS, DerivedCheck, Loaded, check_verdict_links
 from results.canonical import GENESIS
+from results.coverage import ALLOWED, PROBLEM
 from results.schema import migrate
 from results.verify import Places, Problem, Verification, check_raw
 
@@ -74,22 +76,19 @@ TABLES: dict[str, tuple[str, dict[str, tuple[Any, ...]], bool]] = {
     "data/timestamps.json": ("timestamps", TIMESTAMP, False),
 }
 # Derived files, checked elsewhere: the verdicts here, the events by the `derived` check.
-DERIVED = ("data/verdicts.jsonl", "data/events.json")
+DERIVED = ("data/verdicts.jsonl", "data/events.json", "data/analysis.json")
 CUSTODY_SIGNATURE = "data/custody_signature.json"
 # Files that bundles written before they existed do not have.
 OPTIONAL = ("data/timestamps.json",)
 
 
-#: A check of derived files that needs more than this layer knows (the events: services).
-DerivedCheck = Callable[[dict[str, bytes], Verification], None]
-
-
 def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
-                  max_unpacked: int = MAX_UNPACKED,
+                  max_unpacked: int = MAX_UNPACKED, allow_unsigned: bool = False,
                   limits: BagLimits | None = None) -> Verification:
     """Check a bundle on its own: every file against the manifests, the record chain from its
     anchor, every blob, signature, clock state, verdict link and the custody log; then, if the
-    raw data could be loaded, `derived` (given every file of the bag by path).
+    raw data could be loaded, `derived` (given them as `Loaded`). Records no signature covers
+    are a problem, unless `allow_unsigned` (then a notice says they were accepted unsigned).
 
     A bundle that would unpack to more than `limits` allow for its size (at most
     `max_unpacked` bytes) is refused unread; a bag that is not well formed (no BagIt
@@ -111,12 +110,13 @@ def verify_bundle(path: str | Path, derived: DerivedCheck | None = None,
     with zf:
         bag = open_bag(zf, zip_bytes, report, limits)
         if bag is not None:
-            _check_bag(bag, report, derived)
+            _check_bag(bag, report, derived, allow_unsigned)
             report.counts["files"] = len(bag)
     return report
 
 
-def _check_bag(bag: Bag, report: Verification, derived: DerivedCheck | None) -> None:
+def _check_bag(bag: Bag, report: Verification, derived: DerivedCheck | None,
+               allow_unsigned: bool) -> None:
     """Every check of `verify_bundle` on the bag, stopping where reading further would trust
     what has not held."""
     try:
@@ -125,13 +125,14 @@ def _check_bag(bag: Bag, report: Verification, derived: DerivedCheck | None) -> 
             return
         loaded = _load(bag, report)
         if loaded is not None:
-            conn, places, anchor = loaded
+            conn, places, anchor, (verdicts, numbering) = loaded
             custody_anchor = _custody_anchor(conn, bag, report)
-            check_raw(conn, anchor, places, report, custody_anchor)
+            coverage = check_raw(conn, anchor, places, report, custody_anchor,
+                                 ALLOWED if allow_unsigned else PROBLEM)
             _check_custody_signature(bag.get(CUSTODY_SIGNATURE), conn, custody_anchor,
                                      report)
             if derived is not None:
-                derived(dict(bag), report)
+                derived(Loaded(dict(bag), conn, verdicts, numbering, coverage), report)
     except RecursionError:  # JSON nested too deeply, wherever a later check parses it
         report.problems.append(Problem("bundle", "could not be checked to the end (it holds "
                                        "JSON nested too deeply)"))
@@ -191,7 +192,8 @@ def _check_custody_signature(data: bytes | None, conn: sqlite3.Connection, ancho
 
 
 def _load(files: Bag, report: Verification
-          ) -> tuple[sqlite3.Connection, Places, str] | None:
+          ) -> tuple[sqlite3.Connection, Places, str,
+                     tuple[list[tuple[int, dict[str, Any]]], dict[int, int]]] | None:
     """The bundle's raw data in an in-memory database with netvigil's schema, so that the very
     checks run on a database run on the bundle; each unreadable item is a problem. None if
     there are no records, or a data file was not read to its end (beyond the limits)."""
@@ -231,8 +233,11 @@ def _load(files: Bag, report: Verification
                                            "bag-info.txt"))
     report.notices.append(f"records {ends[0]}-{ends[1]} verify from the anchor {anchor}"
                           + (" (the database's first record)" if ends[0] == 1 else ""))
-    _check_verdict_links(conn, files.get("data/verdicts.jsonl"), report)
-    return conn, places, anchor
+    if VERDICTS not in files:
+        report.problems.append(Problem("file", "missing", VERDICTS))
+    lines: Lines = (lambda: files.lines(VERDICTS)) if VERDICTS in files else b""
+    verdicts, numbering = check_verdict_links(conn, _verdict_lines(lines), report)
+    return conn, places, anchor, (verdicts, numbering)
 
 
 def _load_table(conn: sqlite3.Connection, files: Bag, path: str, places: Places,
@@ -289,31 +294,7 @@ def _insert(conn: sqlite3.Connection, table: str, item: dict[str, Any]) -> None:
                  tuple(item.values()))
 
 
-def _check_verdict_links(conn: sqlite3.Connection, data: bytes | None,
-                         report: Verification) -> None:
-    """Each verdict names a measurement record of the bundle by id and hash, for its target."""
-    path = "data/verdicts.jsonl"
-    if data is None:
-        report.problems.append(Problem("file", "missing", path))
-        return
+def _verdict_lines(data: Lines) -> Iterator[tuple[int, dict[str, Any] | str]]:
+    """(line, verdict) of data/verdicts.jsonl, or (line, why it is not one)."""
     for n, item in _items(data, jsonl=True):
-        why = item if isinstance(item, str) else _shape(item, VERDICT)
-        if why:
-            report.problems.append(Problem(f"line {n}", why, path))
-            continue
-        row = conn.execute("SELECT run_id, kind, sha256, canonical FROM records WHERE id = ?",
-                           (item["record_id"],)).fetchone()
-        if (row is None or row[1] != "measurement"
-                or (row[0], row[2]) != (item["run_id"], item["record_sha256"])
-                or _target_url(row[3]) != item["target"]):
-            report.problems.append(Problem(
-                f"measurement {item['measurement_id']} (line {n})",
-                f"it does not name record {item['record_id']} of the bundle by its hash", path))
-
-
-
-def _target_url(text: str) -> Any:
-    try:
-        return json.loads(text)["measurement"]["target"]["url"]
-    except (ValueError, KeyError, TypeError):
-        return None
+        yield n, item if isinstance(item, str) else (_shape(item, VERDICT) or item)

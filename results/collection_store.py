@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from core.errors import BundleRejected
 from core.times import format_utc, parse_utc, utc_now
 
 INDEX_NAME = "collection.db"
@@ -130,17 +131,21 @@ class CollectionStore:
         finally:
             temp.unlink(missing_ok=True)
 
-    def add_bundle(self, digest: str, temp: Path, size: int, probe: str, runs: int,
-                   rows: Sequence[PointRow]) -> Added:
+    def add_bundle(self, digest: str, temp: Path, size: int, probes: str | Sequence[str],
+                   runs: int, rows: Sequence[PointRow]) -> Added:
         """Keep a checked bundle: its file (`temp`, from `incoming`) as bundles/<digest>.zip and
         its points in the index, all or nothing. A bundle another thread kept meanwhile is
-        returned as known, and `temp` is left where it is."""
+        returned as known, and `temp` is left where it is. BundleRejected (nothing kept) if a
+        point differs from the one the index holds for the same record: a later claim never
+        replaces, nor silently loses to, an earlier one."""
+        probes = (probes,) if isinstance(probes, str) else tuple(probes)
         with self._lock:
             again = self.bundle(digest)
             if again is not None:
                 return again
             self._conn.execute("BEGIN IMMEDIATE")
             try:
+                self._refuse_conflicts(rows)
                 # Records already indexed from an overlapping bundle are ignored: the rows
                 # inserted are the new points.
                 new = self._conn.executemany(
@@ -149,7 +154,7 @@ class CollectionStore:
                     [(r.record_sha256, digest, *r[1:]) for r in rows]).rowcount
                 self._conn.execute(
                     "INSERT INTO bundles VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (digest, utc_now(), size, json.dumps([probe]), runs, len(rows), new))
+                    (digest, utc_now(), size, json.dumps(list(probes)), runs, len(rows), new))
                 # The file moves last, inside the transaction: a failed move leaves no index
                 # rows pointing at a missing bundle.
                 os.replace(temp, self.bundles / f"{digest}.zip")
@@ -157,7 +162,20 @@ class CollectionStore:
             except BaseException:
                 self._conn.execute("ROLLBACK")
                 raise
-        return Added(digest, False, (probe,), runs, len(rows), new)
+        return Added(digest, False, probes, runs, len(rows), new)
+
+    def _refuse_conflicts(self, rows: Sequence[PointRow]) -> None:
+        """BundleRejected naming the first row whose record the index holds differently."""
+        for row in rows:
+            held = self._conn.execute("SELECT probe, point, bundle FROM points WHERE "
+                                      "record_sha256 = ?", (row.record_sha256,)).fetchone()
+            if held is not None and (held[0], json.loads(held[1])) != (row.probe,
+                                                                      json.loads(row.point)):
+                raise BundleRejected(
+                    f"record {row.record_sha256} (measurement {row.measurement_id}): this "
+                    f"bundle says other than bundle {held[2]} did about it (probe, verdict or "
+                    "measurement): the collection keeps the first and refuses the other",
+                    [f"points: record {row.record_sha256}: conflicts with bundle {held[2]}"])
 
     # --- queries -----------------------------------------------------------------------------
 

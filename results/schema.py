@@ -10,7 +10,8 @@ Tables (see DESIGN.md, "Storage"):
     records        the raw, append-only record chain (canonical JSON + SHA-256 + previous hash)
     bodies         HTTP bodies, zlib-compressed, keyed by the SHA-256 of the stored bytes
     certificates   DER certificates, keyed by their SHA-256
-    runs           one row per campaign (state and summary; the truth is in the run records)
+    runs           one row per campaign (state and summary; the truth is in the run records),
+                   and the process running it (`owner`), so a run a dead process left can be ended
     measurements   one row per target per run, with the derived, replaceable verdict columns
     controls       which raw `control` record holds the test helper's view of a measurement
     dns_queries, dns_answers, tcp_connects, tls_handshakes, http_requests
@@ -349,8 +350,15 @@ def _v4(conn: sqlite3.Connection) -> None:
         conn.execute(statement)
 
 
+def _v5(conn: sqlite3.Connection) -> None:
+    """Which process runs a run, so that a run its dead process left `running` can be told
+    from one still in progress (services.recovery). Older runs have none."""
+    # JSON: pid, boot id, process start time, PID namespace (services.process_owner).
+    conn.execute("ALTER TABLE runs ADD COLUMN owner TEXT")
+
+
 #: MIGRATIONS[i] upgrades a database from version i to version i + 1.
-MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4]
+MIGRATIONS: list[Migration] = [_v1, _v2, _v3, _v4, _v5]
 
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -41,6 +41,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from core.errors import FileLineError, RecordError
 from core.times import utc_now
 from results.canonical import sha256_hex
+from results.coverage import NOTICE, Coverage, SignedHead, Unsigned, check_coverage
 
 if TYPE_CHECKING:
     from results.store import Store
@@ -271,11 +272,14 @@ def run_heads(conn: sqlite3.Connection) -> dict[int, tuple[str, str, str]]:
     return {run_id: (kind, digest, created) for run_id, kind, digest, created in rows}
 
 
-def check_signatures(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]]:
-    """Every key and signature, and that each finished run is signed: (problems, notices).
+def check_signatures(conn: sqlite3.Connection, unsigned: Unsigned = NOTICE
+                     ) -> tuple[list[Finding], list[str], Coverage]:
+    """Every key and signature, that each finished run is signed, and what no signature
+    covers (`results.coverage`, reported as `unsigned` says): (problems, notices, coverage).
 
     A finished run without a signature is a problem, unless it ended before the oldest key in
-    the table was made (data from before netvigil signed runs): that is only a notice.
+    the table was made (data from before netvigil signed runs): that is only a notice, and so
+    are runs that have not ended, when a later signed head covers their records.
     """
     problems: list[Finding] = []
     keys: dict[str, tuple[str, str, str | None]] = {}
@@ -289,7 +293,7 @@ def check_signatures(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]
         except ValueError as exc:
             problems.append(("key", f"key {kid}", f"the public key is unreadable ({exc})"))
     heads = run_heads(conn)
-    signed: set[int] = set()
+    valid: list[SignedHead] = []
     for sid, run_id, head, kid, signature, created in conn.execute(
         "SELECT id, run_id, head_sha256, key_id, signature, created FROM signatures ORDER BY id"
     ):
@@ -298,23 +302,27 @@ def check_signatures(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]
         if why:
             problems.append(("signature", subject, why))
         else:
-            signed.add(run_id)
+            last = conn.execute("SELECT MAX(id) FROM records WHERE run_id = ?",
+                                (run_id,)).fetchone()[0]
+            valid.append(SignedHead(run_id, int(last), kid))
+    signed = {h.run_id for h in valid}
     oldest_key = min((created for _, created, _ in keys.values()), default=None)
-    used = sorted({kid for (kid,) in conn.execute("SELECT key_id FROM signatures")} & set(keys))
+    used = sorted({h.key_id for h in valid})
     # The keys come with the data, so a forger could bring their own: their ids are worth
     # comparing with ones obtained independently (published by the volunteer, earlier bundles).
     notices = [f"runs are signed with key(s) {', '.join(used)}"] if used else []
+    legacy: dict[int, str] = {}
     for run_id, (kind, _, created) in sorted(heads.items()):
-        if run_id in signed:
+        if run_id in signed or kind != "run_end":
             continue
-        if kind != "run_end":
-            notices.append(f"run {run_id} has not ended (no run_end record), so it is not signed; "
-                           "a later signed run's head still covers its records")
-        elif oldest_key is None or created < oldest_key:
-            notices.append(f"run {run_id} ended before this database had a signing key: unsigned")
+        if oldest_key is None or created < oldest_key:
+            legacy[run_id] = "ended before this database had a signing key: unsigned itself"
         elif not any(subject.startswith(f"run {run_id} ") for _, subject, _ in problems):
             problems.append(("run", f"run {run_id}", "its chain head has no signature"))
-    return problems, notices
+    coverage = Coverage(valid)
+    found, more = check_coverage(conn, coverage, signed, legacy, unsigned)
+    problems.extend(("records", subject, what) for subject, what in found)
+    return problems, notices + more, coverage
 
 
 def _signature_problem(

@@ -128,14 +128,22 @@ class Store(StoreQueries):
 
     # --- writes ------------------------------------------------------------------------------
 
-    def begin_run(self, vantage: dict[str, Any], config: dict[str, Any]) -> int:
-        """Start a run; returns its id. `vantage` must not hold the probe's public address."""
+    def begin_run(
+        self, vantage: dict[str, Any], config: dict[str, Any],
+        owner: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Start a run; returns its id. `vantage` must not hold the probe's public address.
+
+        `owner` names the process that runs it (services.process_owner), so that a later
+        command can tell a run its dead process left `running` from one in progress. It is
+        kept in the runs row only, never in a record: it says nothing about the network.
+        """
         _check_vantage(vantage)
         started = utc_now()
         with self._write() as conn:
             run_id = _insert(conn, "runs", {
                 "started": started, "vantage": _json(vantage), "config": _json(config),
-                "status": "running",
+                "status": "running", "owner": None if owner is None else _json(owner),
             })
             self._append(conn, "run_start", run_id,
                          {"started": started, "vantage": vantage, "config": config})
@@ -192,14 +200,21 @@ class Store(StoreQueries):
                 raise KeyError(f"measurement {measurement_id} not found")
 
     def finish_run(
-        self, run_id: int, network: str, summary: dict[str, Any], status: str = "finished"
+        self, run_id: int, network: str, summary: dict[str, Any], status: str = "finished",
+        finished: str | None = None,
     ) -> None:
-        """Close a run with its network verdict and summary; appends the run_end record."""
+        """Close a run with its network verdict and summary; appends the run_end record.
+
+        `finished` is when the run ended (default: now); a run ended later on behalf of a dead
+        process gives the time of its last record. The run_end record's `created` is always
+        the time it was written. A run that is not `running` any more is a RecordError, so
+        of two processes ending the same run only one does.
+        """
         if network not in NETWORK_STATES:
             raise RecordError(f"network must be one of {NETWORK_STATES}, not {network!r}")
         if status not in END_STATUSES:
             raise RecordError(f"status must be one of {END_STATUSES}, not {status!r}")
-        finished = utc_now()
+        finished = finished or utc_now()
         signer = self._signer()  # file I/O: before the write lock is taken
         with self._write() as conn:
             row = conn.execute("SELECT status FROM runs WHERE id = ?", (run_id,)).fetchone()
@@ -271,30 +286,6 @@ class Store(StoreQueries):
             "canonical": text.decode("utf-8"), "sha256": chain_hash(prev, text),
             "prev_sha256": prev,
         })
-
-    def mark_interrupted(self, idle_since: str, summary: Mapping[str, Any]) -> list[int]:
-        """Mark as `interrupted` the runs still `running` whose newest record (or start, if
-        they have none) is older than `idle_since` (store time format); returns their ids.
-
-        Only the derived `runs` row changes (status, `finished` set to the run's last record,
-        `summary`); the chain keeps no `run_end` for them, which is itself the evidence.
-        """
-        marked = []
-        with self._write() as conn:
-            stale = conn.execute(
-                "SELECT r.id, COALESCE(MAX(rec.created), r.started) FROM runs r "
-                "LEFT JOIN records rec ON rec.run_id = r.id WHERE r.status = 'running' "
-                "GROUP BY r.id ORDER BY r.id"
-            ).fetchall()
-            for run_id, last in stale:
-                if last >= idle_since:
-                    continue
-                conn.execute(
-                    "UPDATE runs SET status = 'interrupted', finished = ?, summary = ? "
-                    "WHERE id = ? AND status = 'running'", (last, _json(summary), run_id),
-                )
-                marked.append(int(run_id))
-        return marked
 
 
 # --- helpers ---------------------------------------------------------------------------------

@@ -36,6 +36,16 @@ class StoreQueries:
         rows = list(self.db["runs"].rows_where("id = ?", [run_id]))
         return _run_row(rows[0]) if rows else None
 
+    def running_runs(self) -> list[dict[str, Any]]:
+        """The runs still `running`, oldest first, each with its `id`, `owner` (the process
+        that started it, or None for runs of older versions), `config` and `last`: the time of
+        its newest record (its start if it has none), for telling how long it has been silent."""
+        rows = self.db.query(
+            "SELECT r.id, r.owner, r.config, COALESCE(MAX(rec.created), r.started) AS last "
+            "FROM runs r LEFT JOIN records rec ON rec.run_id = r.id "
+            "WHERE r.status = 'running' GROUP BY r.id ORDER BY r.id")
+        return [_run_row(row) for row in rows]
+
     def measurements(
         self,
         run_id: int | None = None,
@@ -186,7 +196,7 @@ def _filters(
 
 
 def _run_row(row: dict[str, Any]) -> dict[str, Any]:
-    for key in ("vantage", "config", "summary"):
+    for key in ("vantage", "config", "summary", "owner"):
         if row.get(key) is not None:
             row[key] = json.loads(row[key])
     return row

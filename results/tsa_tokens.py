@@ -31,7 +31,7 @@ import hashlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from cryptography import x509
@@ -48,7 +48,7 @@ from rfc3161_client import (
 )
 
 from core.errors import TimestampError
-from core.times import utc_now
+from core.times import format_utc, utc_now
 from results import custody
 from results.signing import Finding, b64decode_strict, message, run_heads
 
@@ -167,9 +167,8 @@ def _verify(response: TimeStampResponse, head_sha256: str, chain: list[x509.Cert
 
 
 def _iso(when: datetime) -> str:
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # A naive time from the token is UTC already (format_utc leaves naive times as they are).
+    return format_utc(when)
 
 
 def fingerprint(tsa_chain: str) -> str:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -24,8 +24,10 @@ from typing import Any, ClassVar
 from results import custody, integrity, signing, tsa_tokens
 from results import rows as R
 from results.canonical import GENESIS, chain_hash
+from results.coverage import NOTICE, Coverage, Unsigned
 from results.problems import Problem, Verification
 from results.store import Store
+from results.verdict_checks import same_value
 
 # Given a run id, a fresh verdict dict per measurement id (services builds it on analysis).
 Reclassify = Callable[[int], Mapping[int, Mapping[str, Any]]]
@@ -73,7 +75,7 @@ def verify(store: Store, reclassify: Reclassify | None = None) -> Verification:
         _check_measurements(store, report)
         _check_controls(conn, report)
         if reclassify is not None:
-            _check_verdicts(store, reclassify, report)
+            check_verdicts(store, reclassify, report)
         report.counts.update({
             name: conn.execute(f"SELECT COUNT(*) FROM {name}").fetchone()[0]
             for name in ("runs", "measurements")
@@ -95,15 +97,17 @@ def snapshot(conn: sqlite3.Connection) -> Iterator[None]:
 
 
 def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Verification,
-              custody_anchor: str = GENESIS) -> None:
+              custody_anchor: str = GENESIS, unsigned: Unsigned = NOTICE) -> Coverage:
     """The checks that need only the raw tables (shared by `verify` and the bundle check);
-    `anchor` and `custody_anchor` are the hashes before the first record and custody entry."""
+    `anchor` and `custody_anchor` are the hashes before the first record and custody entry,
+    `unsigned` how records no signature covers are reported (`results.coverage`). Returns
+    which signature covers which record."""
     for rid in integrity.verify_chain(conn, anchor):
         subject, file = places.record(rid)
         report.problems.append(Problem(subject, explain_record(conn, rid, anchor), file))
     for table, digest in integrity.damaged_blobs(conn):
         report.problems.append(places.blob(table, digest))
-    found, notices = signing.check_signatures(conn)
+    found, notices, coverage = signing.check_signatures(conn, unsigned)
     report.problems.extend(Problem(s, w, places.file(kind)) for kind, s, w in found)
     report.notices.extend(notices)
     found, notices = tsa_tokens.check_tokens(conn)
@@ -117,6 +121,7 @@ def check_raw(conn: sqlite3.Connection, anchor: str, places: Places, report: Ver
         for name in ("records", "bodies", "certificates", "signatures", "keys", "custody",
                      "timestamps")
     })
+    return coverage
 
 
 def explain_record(conn: sqlite3.Connection, rid: int, anchor: str = GENESIS) -> str:
@@ -289,18 +294,9 @@ def _differ(where: str, have: Mapping[str, Any], want: Mapping[str, Any]) -> Ite
     """The first column whose stored value is not the derived one (type included: SQLite would
     happily keep the text '443' in an INTEGER column)."""
     for name, value in want.items():
-        if not _same(have.get(name), value):
+        if not same_value(have.get(name), value):
             yield f"{where}: {name} is {have.get(name)!r}, the record says {value!r}"
             return
-
-
-def _same(stored: Any, derived: Any) -> bool:
-    if any(isinstance(v, float) for v in (stored, derived)):
-        # A REAL column gives back 5.0 for 5, and canonical JSON writes 0.0 as 0: compare
-        # numbers as numbers (but never a number with text or a boolean).
-        return all(isinstance(v, int | float) and not isinstance(v, bool)
-                   for v in (stored, derived)) and stored == derived
-    return type(stored) is type(derived) and stored == derived
 
 
 def _check_controls(conn: sqlite3.Connection, report: Verification) -> None:
@@ -322,11 +318,15 @@ def _check_controls(conn: sqlite3.Connection, report: Verification) -> None:
                                            "controls row (the row was removed)"))
 
 
-def _check_verdicts(store: Store, reclassify: Reclassify, report: Verification) -> None:
-    """The verdict columns equal what a fresh classification of the raw records gives."""
+def check_verdicts(store: Store, reclassify: Reclassify, report: Verification,
+                   run_ids: Iterable[int] | None = None) -> None:
+    """The verdict columns (of every run, or of `run_ids`) equal what a fresh classification
+    of the raw records gives."""
     conn = store.db.conn
     names = ", ".join(R.VERDICT_COLUMNS)
-    for (run_id,) in conn.execute("SELECT id FROM runs ORDER BY id").fetchall():
+    if run_ids is None:
+        run_ids = [run_id for (run_id,) in conn.execute("SELECT id FROM runs ORDER BY id")]
+    for run_id in run_ids:
         fresh = reclassify(run_id)
         for mid, verdict in fresh.items():
             row = _rows(conn, f"SELECT {names} FROM measurements WHERE id = ?", (mid,))

@@ -2,7 +2,9 @@
 
 Each function takes the command's `Settings` (the database, public ranges, fingerprints, the
 time window) and the action's own values, opens what it needs, and returns data: the command
-line only prints it. Input the user got wrong is an `InputError` (exit 2); nothing here prints.
+line only prints it. A command that writes opens the database with
+`services.recovery.open_for_writing`, which first ends the runs dead processes left running.
+Input the user got wrong is an `InputError` (exit 2); nothing here prints.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import Any, TextIO
 from core.errors import ConfigError
 from core.target import Platform
 from results.store import Store
+from services.recovery import open_for_writing
 from services.settings import Settings
 
 
@@ -76,7 +79,7 @@ def analyze(settings: Settings, run: int | None = None) -> dict[str, int]:
     """Judge stored runs again with the settings' public ranges and fingerprints."""
     from services.reanalyse import reanalyse
 
-    with Store(settings.db) as store:
+    with open_for_writing(settings.db, settings.fingerprints) as store:
         return reanalyse(store, run_id=run, public_ranges=settings.public_ranges,
                          fingerprints=settings.fingerprints)
 
@@ -148,5 +151,5 @@ def ooni_import(settings: Settings, files: Sequence[str]) -> dict[str, Any]:
     """Store the OONI measurements in `files` as runs of the settings' database."""
     from services.ooni_tools import import_files
 
-    with Store(settings.db) as store:
+    with open_for_writing(settings.db, settings.fingerprints) as store:
         return import_files(files, store, settings.fingerprints)

@@ -12,6 +12,7 @@ from typing import Any
 from core.errors import ConfigError
 from results.store import Store
 from services import evidence
+from services.recovery import open_for_writing
 from services.settings import Settings
 
 
@@ -23,9 +24,10 @@ def verify(settings: Settings, reclassify: bool = True) -> Any:
                                         fingerprints=settings.fingerprints)
 
 
-def check_bundle(path: Path) -> Any:
-    """A bundle checked on its own, without the database (`Verification`)."""
-    return evidence.check_bundle(path)
+def check_bundle(path: Path, allow_unsigned: bool = False) -> Any:
+    """A bundle checked on its own, without the database (`Verification`); records no
+    signature covers fail it unless `allow_unsigned`."""
+    return evidence.check_bundle(path, allow_unsigned=allow_unsigned)
 
 
 def custody(settings: Settings) -> list[dict[str, Any]]:
@@ -50,7 +52,9 @@ def export(settings: Settings, out: Path, event: str | None = None,
         try:
             return evidence.export_evidence(store, out, run_ids=runs, since=settings.since,
                                             until=settings.until,
-                                            measurement_ids=measurement_ids)
+                                            measurement_ids=measurement_ids,
+                                            public_ranges=settings.public_ranges,
+                                            fingerprints=settings.fingerprints)
         except (KeyError, ValueError) as exc:  # the selection names nothing to export
             raise ConfigError(str(exc).strip("'\"")) from None
 
@@ -62,7 +66,7 @@ def timestamp(settings: Settings) -> dict[str, Any]:
     if settings.tsa is None:
         raise ConfigError("evidence timestamp: --tsa URL is required, e.g. netvigil evidence "
                           "timestamp --tsa https://tsa.example/tsr", "--tsa")
-    with Store(settings.db) as store:
+    with open_for_writing(settings.db, settings.fingerprints) as store:
         return stamp_pending(store, settings.tsa.url, timeout=settings.tsa.timeout,
                              roots_pem=settings.tsa.roots_pem)
 

@@ -38,15 +38,16 @@ def serve_collector(settings: Settings) -> int:
 def submit(settings: Settings, runs_per_bundle: int = 10, timeout: float = 60.0,
            ca_bundle: str | None = None) -> dict[str, Any]:
     """Send ended runs not sent yet to the settings' collector, as bundles."""
-    from results.store import Store
+    from services.recovery import open_for_writing
     from services.submit import submit as send
 
     collector = settings.require_collector("submit")
     if runs_per_bundle < 1:
         raise ConfigError("--runs-per-bundle must be at least 1", "--runs-per-bundle")
-    with Store(settings.db) as store:
+    with open_for_writing(settings.db, settings.fingerprints) as store:
         return send(store, collector, token=settings.env.collector_token, timeout=timeout,
-                    runs_per_bundle=runs_per_bundle, ca_bundle=ca_bundle)
+                    runs_per_bundle=runs_per_bundle, ca_bundle=ca_bundle,
+                    public_ranges=settings.public_ranges, fingerprints=settings.fingerprints)
 
 
 def _open(folder: Path) -> Any:

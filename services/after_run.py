@@ -35,7 +35,9 @@ def steps(settings: Settings) -> list[Step]:
         from services.submit import submit
 
         token = settings.env.collector_token
-        found.append(lambda store: submit_line(submit(store, collector, token=token)))
+        found.append(lambda store: submit_line(submit(
+            store, collector, token=token, public_ranges=settings.public_ranges,
+            fingerprints=settings.fingerprints)))
     return found
 
 

@@ -28,6 +28,7 @@ from probes.config import ProbeConfig
 from probes.helper_client import fetch_controls
 from probes.runner import Limits, run_campaign
 from results.store import Store
+from services import process_owner
 from services.vantage import NetworkOptions, vantage_async
 
 Progress = Callable[[Measurement], None]
@@ -143,7 +144,8 @@ async def run(
     before = await _network(options)
     # The helper is asked for our address like any connect: a shutdown must not stall here.
     where = await vantage_async(options.network, options.helper_url, options.config.timeouts.tcp)
-    run_id = store.begin_run(where, _config_record(options))
+    # Who runs it: a later command ends the run on our behalf only once this process is gone.
+    run_id = store.begin_run(where, _config_record(options), owner=process_owner.identity())
     # Timestamps are the heart of a case: how this machine's clock was kept goes in the chain.
     store.record_clock(run_id, await asyncio.to_thread(clock_state))
     started = utc_now()
@@ -204,7 +206,7 @@ async def _conclude(
         "network_detail": detail,
         "netstate_before": before.public_summary() if before else None,
         "netstate_after": after.public_summary() if after else None,
-        "counts": _counts(verdicts),
+        "counts": verdict_counts(verdicts),
         "errors": errors,
         "control": control_note,
     }
@@ -231,7 +233,8 @@ async def _controls(
     return result.controls, "helper", True
 
 
-def _counts(verdicts: Sequence[Verdict]) -> dict[str, int]:
+def verdict_counts(verdicts: Sequence[Verdict]) -> dict[str, int]:
+    """How many verdicts of each kind (the run summary's `counts`)."""
     counts: dict[str, int] = {}
     for v in verdicts:
         counts[v.verdict] = counts.get(v.verdict, 0) + 1

@@ -6,10 +6,13 @@ the reasons are returned. The same bundle twice is stored once. Where and how th
 their index are stored is `results.collection_store`; the HTTP side is
 `services.collector_server`.
 
-Probes are told apart by their oldest signing key (a pseudonym: keys carry no identity), which
-every bundle from one probe lists first. Each indexed point keeps its probe, its run and
-measurement ids in that probe, and its record hash, so any event found here leads back to the
-bundle and the record that prove it.
+What is indexed is what the signed records give, never what a bundle claims: its verdicts are
+classified again from its records (`services.bundle_claims`), and a claim that differs fails
+the check. Only records a signature covers are indexed, each under the key that signed it (a
+pseudonym: keys carry no identity; a probe whose key was rotated shows as two). Each indexed
+point keeps its probe, its run and measurement ids in that probe, and its record hash, so any
+event found here leads back to the bundle and the record that prove it; a later bundle that
+says something else about a record already indexed is refused (`results.collection_store`).
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ from analysis.event_detection import detect_events
 from analysis.event_records import DEFAULT_POLICY, Event, EventPolicy, Point
 from analysis.outages import Bin, reachability
 from core.errors import BundleRejected
+from results.bundle_links import Loaded
+from results.bundle_runs import parsed_records
 from results.bundle_verify import verify_bundle
 from results.collection_store import Added, CollectionStore, PointRow, utc_text
 from results.verify import Verification
-from services.evidence import bundle_points, check_events
+from services.evidence import check_derived
 
 __all__ = ["UNSIGNED", "Added", "Collection", "utc_text"]
 
@@ -38,12 +43,15 @@ class Collection:
     """A collection folder (created when missing). Safe to share between threads."""
 
     def __init__(self, folder: str | Path, allowed_keys: Sequence[str] = (),
-                 max_unpacked: int = 1 << 30) -> None:
+                 max_unpacked: int = 1 << 30, allow_unsigned: bool = False) -> None:
         self.store = CollectionStore(folder)
         self.folder = self.store.folder
         self.bundles = self.store.bundles
         self.max_unpacked = max_unpacked  # a bundle inflating beyond this is refused unread
         self.allowed_keys = frozenset(allowed_keys)
+        # Bundles with records no signature covers: refused, or (asked for) kept without
+        # indexing those records.
+        self.allow_unsigned = allow_unsigned
 
     def close(self) -> None:
         self.store.close()
@@ -57,33 +65,35 @@ class Collection:
     # --- adding ----------------------------------------------------------------------------
 
     def add(self, data: bytes) -> Added:
-        """Check a bundle (zip bytes) and keep it; BundleRejected if it does not verify or its
-        runs are signed by a key this collector does not accept."""
+        """Check a bundle (zip bytes) and keep it; BundleRejected if it does not verify (its
+        claims classified again from its signed records included), if it claims for a record
+        the collection knows something other than what the collection holds, or if its runs
+        are signed by a key this collector does not accept."""
         digest = hashlib.sha256(data).hexdigest()
         known = self.store.bundle(digest)
         if known is not None:
             return known
         with self.store.incoming(data) as temp:
-            # The check as `netvigil evidence verify` makes it, keeping the unpacked files and
-            # the points it derives for the index: the zip is read and parsed once.
-            index: list[tuple[list[PointRow], str, set[str], int]] = []
+            # The check as `netvigil evidence verify` makes it, keeping what it derived from
+            # the signed records for the index: the zip is read and parsed once.
+            index: list[tuple[list[PointRow], set[str], int]] = []
 
-            def derived(files: dict[str, bytes], report: Verification) -> None:
-                points, verdicts, runs = bundle_points(files)
-                check_events(files, report, points)
-                index.append(_index_rows(files, points, verdicts, runs))
+            def derived(loaded: Loaded, report: Verification) -> None:
+                points, verdicts = check_derived(loaded, report)
+                index.append(_index_rows(loaded, points, verdicts))
 
-            report = verify_bundle(temp, derived, self.max_unpacked)
+            report = verify_bundle(temp, derived, self.max_unpacked, self.allow_unsigned)
             if not report.ok:
                 raise BundleRejected(f"the bundle does not verify: {len(report.problems)} "
                                      f"problem(s), first: {report.problems[0]}", report.problems)
-            rows, probe, signers, runs = index[0]
+            rows, signers, runs = index[0]
             refused = sorted((signers or {UNSIGNED}) - self.allowed_keys) \
                 if self.allowed_keys else []
             if refused:
                 raise BundleRejected(f"runs signed by key(s) this collector does not accept: "
                                      f"{', '.join(refused)}")
-            return self.store.add_bundle(digest, temp, len(data), probe, runs, rows)
+            probes = tuple(sorted({r.probe for r in rows})) or (UNSIGNED,)
+            return self.store.add_bundle(digest, temp, len(data), probes, runs, rows)
 
     # --- reading ---------------------------------------------------------------------------
 
@@ -117,24 +127,28 @@ class Collection:
         return self.store.status()
 
 
-def _index_rows(files: dict[str, bytes], points: list[dict[str, Any]],
-                verdicts: list[dict[str, Any]], runs: set[int]
-                ) -> tuple[list[PointRow], str, set[str], int]:
-    """(rows for the index, the probe, the keys that signed its runs, how many runs) of a
-    checked bundle: its files by path in the bag, its verdict points, rows and runs."""
-    signers = {s["run_id"]: s["key_id"] for s in json.loads(files["data/signatures.json"])}
-    # A bundle comes from one probe's database, whose keys are listed oldest first and never
-    # removed (a rotation adds one): the oldest names the probe in every bundle it sends, also
-    # for a run whose end, and so its signature, lies beyond this bundle's last record.
-    keys = json.loads(files["data/keys.json"])
-    probe = str(keys[0]["key_id"]) if keys else UNSIGNED
-    record_of = {v["measurement_id"]: v["record_sha256"] for v in verdicts}
+def _index_rows(loaded: Loaded, points: list[dict[str, Any]], verdicts: list[dict[str, Any]]
+                ) -> tuple[list[PointRow], set[str], int]:
+    """(rows for the index, the keys that signed the bundle's runs, how many runs) of a checked
+    bundle, from its verdict points and verdicts as its signed records give them.
+
+    Only a measurement whose record a signature covers is indexed, under the pseudonym of the
+    key that made that signature (the nearest signed run head after the record): a probe is
+    named by a key that vouches for what is indexed under its name, never by a key a bundle
+    merely lists. Records no signature covers (accepted with --allow-unsigned) are kept in the
+    bundle but not indexed."""
+    record_of = {v["measurement_id"]: (v["record_id"], v["record_sha256"]) for v in verdicts}
     rows = []
     for point in points:
+        record_id, record_sha256 = record_of[point["measurement_id"]]
+        head = loaded.coverage.of(record_id)
+        if head is None:
+            continue
         if point["vantage"] == "local":
             # Without a vantage id, each probe is its own vantage point.
-            point["vantage"] = f"probe {probe[:12]}"
-        rows.append(PointRow(record_of[point["measurement_id"]], probe, point["run_id"],
+            point["vantage"] = f"probe {head.key_id[:12]}"
+        rows.append(PointRow(record_sha256, head.key_id, point["run_id"],
                              point["measurement_id"], utc_text(point["started"]),
                              Point.from_dict(point).network, json.dumps(point, sort_keys=True)))
-    return rows, probe, set(signers.values()), len(runs)
+    runs = {run_id for _, run_id, _, _ in parsed_records(loaded.conn) if run_id is not None}
+    return rows, {h.key_id for h in loaded.coverage.heads}, len(runs)

@@ -43,6 +43,7 @@ class CollectorConfig:
     folder: Path
     tokens: tuple[str, ...] = ()  # accepted bearer tokens; none: anyone may submit
     allowed_keys: tuple[str, ...] = ()  # accepted signing key ids; none: any key
+    allow_unsigned: bool = False  # keep bundles with unsigned records (never indexing those)
     max_body: int = 64 << 20  # bytes per bundle (413 beyond)
     max_unpacked: int = 1 << 30  # bytes a bundle may inflate to (422 beyond: a zip bomb)
     max_concurrent_requests: int = 2  # bundles being checked at once (503 beyond)
@@ -112,7 +113,8 @@ class CollectorServer(BoundedServer):
     config: CollectorConfig
 
     def __init__(self, host: str, port: int, config: CollectorConfig) -> None:
-        self.collection = Collection(config.folder, config.allowed_keys, config.max_unpacked)
+        self.collection = Collection(config.folder, config.allowed_keys, config.max_unpacked,
+                                     config.allow_unsigned)
         super().__init__(host, port, config, _Handler)
 
     def server_close(self) -> None:

@@ -3,7 +3,8 @@
 - `verify_database`: every hash, link, signature and derived row of a database, verdicts
   included (classified again exactly as `netvigil analyze` would); logged in the custody log.
 - `export_evidence` / `check_bundle`: a BagIt zip of some runs, with the events found among
-  its verdicts, and its standalone check (the events found again from the bundle alone).
+  its verdicts and the analysis settings they were judged with, and its standalone check
+  (verdicts classified again and events found again from the bundle's signed records alone).
 - `current_key`, `rotate_key`, `custody_log`: the probe's signing key and the custody log.
 - The clock's state, recorded with each run, is read by `probes.clock_state`.
 """
@@ -21,11 +22,14 @@ from analysis.event_detection import detect_events
 from analysis.event_records import Point
 from results import custody, signing
 from results.bundle_export import Verification, export_bundle, verify, verify_bundle
+from results.bundle_links import Loaded
+from results.bundle_runs import parsed_records
 from results.bundle_verify import MAX_UNPACKED
 from results.canonical import canonical_json, sha256_hex
 from results.store import Store
 from results.timeline import BundlePoints
 from results.verify import Problem, Reclassify
+from services.bundle_claims import ANALYSIS_FILE, analysis_context, check_claims
 from services.campaign import CampaignOptions
 from services.events import events as find_events
 from services.reanalyse import judge_run
@@ -78,10 +82,20 @@ def export_evidence(
     since: str | datetime | None = None,
     until: str | datetime | None = None,
     measurement_ids: Sequence[int] | None = None,
+    public_ranges: Sequence[Network] = (),
+    fingerprints: Any = None,
 ) -> dict[str, Any]:
-    """Write an evidence bundle (see `results.bundle_export.export_bundle`); returns its summary."""
+    """Write an evidence bundle (see `results.bundle_export.export_bundle`); returns its summary.
+
+    Its verdicts must follow from its records with these ranges and fingerprints (the ones the
+    runs were judged with), which go in the bundle so that a verifier can judge them again:
+    EvidenceError, and no bundle, when a stored verdict does not.
+    """
+    context = canonical_json(analysis_context(public_ranges, fingerprints))
     return export_bundle(store, out_zip, run_ids=run_ids, since=since, until=until,
-                         measurement_ids=measurement_ids, derive_events=event_dicts)
+                         measurement_ids=measurement_ids, derive_events=event_dicts,
+                         analysis=(ANALYSIS_FILE, context),
+                         judge=reclassifier(store, public_ranges, fingerprints))
 
 
 def event_dicts(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -92,23 +106,31 @@ def event_dicts(points: list[dict[str, Any]]) -> list[dict[str, Any]]:
 EVENTS_FILE = "data/events.json"
 
 
-def bundle_points(files: dict[str, bytes]
-                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], set[int]]:
-    """(the verdict points, the verdict rows, the run ids) of a bundle's records and verdicts
-    (its files by path inside the bag), as `results.timeline.BundlePoints` builds them."""
+def check_derived(loaded: Loaded, report: Verification
+                  ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The bundle's derived files against its signed records: each claimed verdict classified
+    again (`services.bundle_claims`), the events found again from those verdicts. Returns
+    (the verdict points, the verdicts) as re-derived: what the records, not the claims, say."""
+    fresh = check_claims(loaded, report)
+    verdicts = [{**item, **fresh.get(item["record_id"], {})} for _, item in loaded.verdicts]
+    points = bundle_points(loaded, verdicts)
+    check_events(loaded.files, report, points)
+    return points, verdicts
+
+
+def bundle_points(loaded: Loaded, verdicts: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The verdict points of a checked bundle's verdicts, as `results.timeline.BundlePoints`
+    builds them from its records."""
     collected = BundlePoints()
-    for line in files.get("data/records.jsonl", b"").splitlines():
-        row = json.loads(line)
-        collected.record(row["id"], row["run_id"], row["kind"], json.loads(row["canonical"]))
-    verdicts = [json.loads(line) for line in files.get("data/verdicts.jsonl", b"").splitlines()]
-    return collected.points(verdicts), verdicts, collected.runs
+    for rid, run_id, kind, data in parsed_records(loaded.conn):
+        collected.record(rid, run_id, kind, data)
+    return collected.points(verdicts)
 
 
 def check_events(files: dict[str, bytes], report: Verification,
-                 points: list[dict[str, Any]] | None = None) -> None:
-    """The bundle's events, found again from its own records and verdicts (or from its
-    `points`, when the caller has them already): each one it claims must follow, field for
-    field, and none that follows may be missing."""
+                 points: list[dict[str, Any]]) -> None:
+    """The bundle's events, found again from the verdict `points` of its records: each one it
+    claims must follow, field for field, and none that follows may be missing."""
     data = files.get(EVENTS_FILE)
     if data is None:
         report.notices.append(f"the bundle has no {EVENTS_FILE} (made before netvigil put "
@@ -124,8 +146,6 @@ def check_events(files: dict[str, bytes], report: Verification,
         report.problems.append(Problem("file", "unreadable events (not a list of events with "
                                        "ids)", EVENTS_FILE))
         return
-    if points is None:
-        points = bundle_points(files)[0]
     fresh = {e["id"]: e for e in event_dicts(points)}
     seen = set()
     for event in claimed:
@@ -146,9 +166,11 @@ def check_events(files: dict[str, bytes], report: Verification,
 
 
 def check_bundle(path: str | Path, store: Store | None = None,
-                 max_unpacked: int = MAX_UNPACKED) -> Verification:
-    """Check a bundle without its database; with `store`, log the check in its custody log."""
-    report = verify_bundle(path, derived=check_events, max_unpacked=max_unpacked)
+                 max_unpacked: int = MAX_UNPACKED, allow_unsigned: bool = False) -> Verification:
+    """Check a bundle without its database; with `store`, log the check in its custody log.
+    Records no signature covers fail it, unless `allow_unsigned` (then a notice says so)."""
+    report = verify_bundle(path, derived=check_derived, max_unpacked=max_unpacked,
+                           allow_unsigned=allow_unsigned)
     if store is not None:
         custody.log(store, "verify", {
             "scope": "bundle", "file": Path(path).name, "ok": report.ok,

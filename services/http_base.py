@@ -29,6 +29,7 @@ from typing import Any
 
 from core.errors import ConfigError, RequestError
 from core.times import utc_now
+from presentation.safe_text import printable
 from services.http_limits import RETRY_AFTER, Admission, DeadlineReader, ServerLimits
 
 #: An early refusal (401, 404, 413) reads and discards at most this much of the unread body
@@ -39,9 +40,9 @@ __all__ = ["RETRY_AFTER", "BoundedServer", "JSONHandler", "log_line", "parse_lis
 
 
 def log_line(name: str, line: str) -> None:
-    """One line on stderr, stamped and named; unprintable characters become '?'."""
-    clean = "".join(c if c.isprintable() else "?" for c in line)
-    sys.stderr.write(f"{utc_now()} {name}: {clean}\n")
+    """One line on stderr, stamped and named; what a terminal would obey is shown escaped (a
+    request's path is anyone's text), as everywhere we print (`presentation.safe_text`)."""
+    sys.stderr.write(f"{utc_now()} {name}: {printable(line)}\n")
     sys.stderr.flush()
 
 

@@ -10,12 +10,15 @@ database between runs. The loop survives:
   back-off that grows while the failures repeat;
 - power cuts and SIGKILL: the store commits each measurement in its own transaction (WAL), so a
   killed process loses only what was in flight, and the database stays consistent. A run left
-  `running` by a dead process is marked `interrupted` by a later monitor (`mark_interrupted`).
+  `running` by a dead process is ended `interrupted`, judged and signed before the next run
+  (`services.recovery`, as by every command that writes).
 
-Stopping: the caller turns SIGTERM/SIGINT into `stop` (`stop_on_signals` does that). A run in
-progress is then cancelled at once; the campaign marks it `interrupted` and keeps every
-finished measurement. Runs start `every` seconds apart (start to start, as a systemd timer
-does), each wait moved by up to +-`jitter` so that many probes do not fire in step.
+Stopping: the caller turns SIGTERM/SIGINT into `stop` (`services.stopping.stop_on_signals`). A
+run in progress is then cancelled at once; the campaign marks it `interrupted`, judges and keeps
+every finished measurement, and signs it.
+
+Runs start `every` seconds apart (start to start, as a systemd timer does), each wait moved by
+up to +-`jitter` so that many probes do not fire in step.
 
 One line per run goes to the log (stderr by default, which journald keeps):
 
@@ -28,24 +31,26 @@ import asyncio
 import math
 import random
 import re
-import signal
 import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
-from types import FrameType
 
 from core.errors import ConfigError
 from core.observations import Measurement
 from core.target import Target
-from core.times import format_utc
+from core.times import SECONDS_FORMAT, format_utc
 from core.verdicts import BLOCKED, DOWN, INSUFFICIENT
 from results.store import Store
-from services import campaign
+from services import campaign, recovery
 from services.campaign import CampaignOptions, CampaignResult, Progress
+from services.stopping import stop_on_signals, until_stopped
+
+__all__ = ["Schedule", "backoff", "format_duration", "monitor", "parse_duration",
+           "run_line", "stop_on_signals"]
 
 Log = Callable[[str], None]
 #: Work done with the run's store after each completed run (e.g. RFC 3161 stamping); returns a
@@ -60,13 +65,6 @@ Job = Callable[
 #: BACKOFF_MAX: a fault that repeats (a full disk) must not spin or flood the journal.
 BACKOFF_FIRST = 60.0
 BACKOFF_MAX = 3600.0
-#: A `running` run with no new record for this long belongs to a process that is gone. A live
-#: campaign stores a record each time a target finishes (every step is bounded by a timeout of
-#: at most 20 s), so a quarter of an hour of silence is far beyond any live run; the margin
-#: keeps a monitor that restarts from closing a run another process is still writing.
-STALE_AFTER = 900.0
-#: How often a running campaign looks at `stop` (cheap: a flag read).
-_POLL = 0.25
 _MAX_MESSAGE = 300
 
 
@@ -137,79 +135,11 @@ def backoff(failures: int) -> float:
     return min(BACKOFF_MAX, BACKOFF_FIRST * 2 ** max(0, failures - 1))
 
 
-# --- runs a dead process left behind --------------------------------------------------------------
-
-
-def mark_interrupted(
-    store: Store, idle_for: float = STALE_AFTER, now: datetime | None = None
-) -> list[int]:
-    """Mark as `interrupted` the runs still `running` whose newest record is older than
-    `idle_for` seconds: runs whose process was killed or lost power. Returns their ids.
-
-    Only the derived `runs` row changes (status, `finished` set to the run's last record, a
-    summary saying what happened); the raw record chain is left as it is, and there the run's
-    missing `run_end` record is itself the evidence that the process died. The measurements
-    keep no verdict (the run has no network verdict); `netvigil analyze --run N` can judge them.
-
-    One write transaction (`Store.mark_interrupted`), like the Store's other writes.
-    """
-    moment = now or datetime.now(UTC)
-    # The store's fixed-width format, so ISO strings compare in time order.
-    return store.mark_interrupted(format_utc(moment - timedelta(seconds=idle_for)), {
-        "interrupted": "the process ended before the run did (killed, crashed or power cut)",
-        "marked": format_utc(moment),
-    })
-
-
-# --- stopping -----------------------------------------------------------------------------------
-
-
-def stop_on_signals(
-    stop: threading.Event, signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT)
-) -> Callable[[], None]:
-    """Make SIGTERM and SIGINT set `stop`; a second signal raises KeyboardInterrupt at once.
-    Returns a function that puts the previous handlers back. Call from the main thread."""
-    previous = {sig: signal.getsignal(sig) for sig in signals}
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt
-        # Event.set takes a lock that the interrupted main thread may be holding (inside
-        # stop.wait): set it from another thread, so the handler never waits for that lock.
-        threading.Thread(target=stop.set, name="netvigil-stop", daemon=True).start()
-
-    for sig in signals:
-        signal.signal(sig, handler)
-
-    def restore() -> None:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-    return restore
-
-
-async def _until_stopped(
-    work: Awaitable[CampaignResult], stop: threading.Event
-) -> CampaignResult | None:
-    """Run `work`; when `stop` is set, cancel it (the campaign then marks its run interrupted)
-    and return None."""
-    task = asyncio.ensure_future(work)
-    while not stop.is_set():
-        done, _ = await asyncio.wait({task}, timeout=_POLL)
-        if done:
-            return task.result()
-    task.cancel()
-    try:
-        return await task  # it may have finished before the cancellation landed
-    except asyncio.CancelledError:
-        return None
-
-
 # --- the loop -----------------------------------------------------------------------------------
 
 
 def _stamp() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return format_utc(datetime.now(UTC), SECONDS_FORMAT)
 
 
 def _one_line(text: str) -> str:
@@ -254,12 +184,12 @@ def _run_once(
         nonlocal stored
         stored += 1
 
-    with Store(db_path) as store:
-        stale = mark_interrupted(store, STALE_AFTER)
-        if stale:
-            log(f"{_stamp()} marked run {', '.join(map(str, stale))} interrupted: "
-                "left running by a process that ended")
-        result = asyncio.run(_until_stopped(job(targets, store, options, count), stop))
+    def ended(runs: list[int]) -> None:
+        log(f"{_stamp()} marked run {', '.join(map(str, runs))} interrupted: left running by "
+            "a process that ended; judged and signed")
+
+    with recovery.open_for_writing(db_path, options.fingerprints, ended) as store:
+        result = asyncio.run(until_stopped(job(targets, store, options, count), stop))
         if result is not None and after_run is not None:
             try:
                 line = after_run(store)

@@ -6,9 +6,10 @@ Raw records are read back exactly as they were stored; only the derived verdict 
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from core.observations import Measurement
 from core.verdicts import Verdict
 from results import custody
 from results.store import Store
@@ -24,13 +25,24 @@ def judge_run(
     as the campaign judged it: the run's network state and the stored controls included."""
     run = store.run(run_id) or {}
     rows = list(store.iter_measurements(run_id))
+    verdicts = judge([(mid, m) for mid, m, _ in rows], store.load_control, run.get("network"),
+                     options)
+    return [(mid, old or {}, new) for (mid, _, old), new in zip(rows, verdicts, strict=True)]
+
+
+def judge(measurements: Sequence[tuple[int, Measurement]],
+          control_of: Callable[[int], Measurement | None], network: str | None,
+          options: CampaignOptions) -> list[Verdict]:
+    """Verdicts for one run's measurements ((id, measurement), in the order they were
+    recorded), as the campaign judged them: each with the control of its target (the control
+    of its measurement id, `control_of`), in the run's network state (None: not ended, "ok").
+    A database (`judge_run`) and an evidence bundle (`services.bundle_claims`) both judge so."""
     controls = {}
-    for mid, m, _ in rows:
-        control = store.load_control(mid)
+    for mid, m in measurements:
+        control = control_of(mid)
         if control is not None:
             controls[m.target.url] = control
-    verdicts = analyse([m for _, m, _ in rows], controls, run.get("network") or "ok", options)
-    return [(mid, old or {}, new) for (mid, _, old), new in zip(rows, verdicts, strict=True)]
+    return analyse([m for _, m in measurements], controls, network or "ok", options)
 
 
 def reanalyse(

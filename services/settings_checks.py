@@ -256,4 +256,5 @@ def collection(a: Mapping[str, Any], env: Env) -> CollectorConfig:
     max_size = positive(a.get("max_size", 64.0), "--max-size")
     return CollectorConfig(folder=Path(a["dir"]), tokens=tuple(tokens),
                            allowed_keys=tuple(a.get("allow_key") or ()),
+                           allow_unsigned=bool(a.get("allow_unsigned")),
                            max_body=int(max_size * (1 << 20)))

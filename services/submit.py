@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -22,7 +23,7 @@ import requests
 from probes import failure_mapping
 from results import custody
 from results.store import Store
-from services.evidence import export_evidence
+from services.evidence import Network, export_evidence
 
 RUNS_PER_BUNDLE = 10  # halved while a collector finds the bundles too big (413)
 MAX_ANSWER = 256 << 10
@@ -53,8 +54,11 @@ def submit(
     connect_timeout: float = 10.0,
     runs_per_bundle: int = RUNS_PER_BUNDLE,
     ca_bundle: str | None = None,
+    public_ranges: Sequence[Network] = (),
+    fingerprints: Any = None,
 ) -> dict[str, Any]:
-    """Send every pending run; never raises for a collector's failure.
+    """Send every pending run; never raises for a collector's failure. Bundles carry the
+    ranges and fingerprints the runs were judged with (`export_evidence`).
 
     Returns {"sent": bundles accepted, "runs": run ids accepted, "pending": run ids left,
     "error": the first failure or None, "bundles": the collector's answers}.
@@ -78,9 +82,13 @@ def submit(
         with tempfile.TemporaryDirectory(prefix="netvigil-submit-") as folder:
             size, start = max(1, runs_per_bundle), 0
             while start < len(todo):
-                chunk = todo[start:start + size]
+                chunk = _vouched(store, todo[start:start + size], todo[start + size:])
+                if not chunk:
+                    break  # only runs that never ended are left: they go with a later run
                 bundle = Path(folder) / f"runs-{chunk[0]}-{chunk[-1]}.zip"
-                exported = export_evidence(store, bundle, run_ids=chunk)
+                exported = export_evidence(store, bundle, run_ids=chunk,
+                                           public_ranges=public_ranges,
+                                           fingerprints=fingerprints)
                 answer, error, status = _post(session, url, bundle.read_bytes(), headers,
                                               (connect_timeout, timeout))
                 bundle.unlink()
@@ -126,3 +134,22 @@ def _post(session: requests.Session, url: str, body: bytes, headers: dict[str, s
     detail = answer.get("error") if isinstance(answer, dict) else None
     text = " ".join(str(detail or "").split())[:300]  # the collector's words: one bounded line
     return None, f"collector answered HTTP {status}{': ' + text if text else ''}", status
+
+
+def _vouched(store: Store, chunk: list[int], rest: list[int]) -> list[int]:
+    """`chunk`, grown with runs of `rest` until its last run has ended (so that a signed head
+    closes the bundle), or cut back to its last ended run: the records of a run that never
+    ended (its probe stopped) are covered only by a later run's signature, and a collector
+    takes no record that no signature covers."""
+    chunk, rest = list(chunk), list(rest)
+    while chunk and rest and not _ended(store, chunk[-1]):
+        chunk.append(rest.pop(0))
+    while chunk and not _ended(store, chunk[-1]):
+        chunk.pop()
+    return chunk
+
+
+def _ended(store: Store, run_id: int) -> bool:
+    """The run has its run_end record (only `finish_run` sets the network state)."""
+    run = store.run(run_id)
+    return run is not None and run.get("network") is not None

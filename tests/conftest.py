@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -21,16 +21,22 @@ WC05 = CORPUS / "ooni" / "wc05_qa"
 
 
 def import_wc05(store: Store) -> None:
-    """Import OONI's 50 labelled measurements into `store`, judged with OONI's fingerprints:
-    real blocking, runs and events to test with (skips the test without the corpus)."""
-    from ooni.fingerprints import load_fingerprints
+    """Import OONI's 50 labelled measurements into `store`, judged with OONI's fingerprints
+    (`wc05_fingerprints`): real blocking, runs and events to test with (skips the test without
+    the corpus)."""
     from services.ooni_tools import import_files
 
     if not WC05.is_dir():
         pytest.skip(f"OONI corpus not present at {WC05}")
-    fingerprints = load_fingerprints(CORPUS / "fingerprints" / "fingerprints_http.csv",
-                                     CORPUS / "fingerprints" / "fingerprints_dns.csv")
-    import_files([WC05], store, fingerprints)
+    import_files([WC05], store, wc05_fingerprints())
+
+
+def wc05_fingerprints() -> Any:
+    """OONI's fingerprints, which `import_wc05` judges with (so bundles must carry them)."""
+    from ooni.fingerprints import load_fingerprints
+
+    return load_fingerprints(CORPUS / "fingerprints" / "fingerprints_http.csv",
+                             CORPUS / "fingerprints" / "fingerprints_dns.csv")
 
 _skipped_lab: list[str] = []
 

@@ -25,10 +25,11 @@ def test_a_bundle_and_its_points_are_kept_together(tmp_path: Path) -> None:
         assert (added.known, added.points, added.new_points) == (False, 2, 2)
         assert (store.bundles / f"{'a' * 64}.zip").read_bytes() == b"zip one"
         assert [p.name for p in store.bundles.iterdir()] == [f"{'a' * 64}.zip"]  # no temp left
-        # An overlapping bundle: its record 2 is there already, record 3 is new.
+        # An overlapping bundle: its record 2 is there already (the same point: a different
+        # one is refused, see test_bundle_claims), record 3 is new.
         with store.incoming(b"zip two") as temp:
             second = store.add_bundle("b" * 64, temp, 7, "p2", 1,
-                                      [row(2, "2026-01-02T00:00:00.000000Z", "p2"),
+                                      [row(2, "2026-01-02T00:00:00.000000Z"),
                                        row(3, "2026-01-03T00:00:00.000000Z", "p2")])
         assert (second.points, second.new_points) == (2, 1)
         assert store.bundle("a" * 64) == added.__class__("a" * 64, True, ("p1",), 1, 2, 0)

@@ -21,7 +21,7 @@ from services.collector_server import CollectorConfig, make_server
 from services.events import events
 from services.evidence import export_evidence
 from services.submit import pending_runs, submit
-from tests.conftest import import_wc05
+from tests.conftest import import_wc05, wc05_fingerprints
 from tests.test_evidence import URLS, add_run, flip_bytes
 
 TOKEN = "s3cret-token"
@@ -63,7 +63,8 @@ def test_probes_submit_once_and_the_collection_finds_their_events(
     url, folder = collector
     own = events(ooni_probe)
     assert own
-    first = submit(ooni_probe, url, token=TOKEN, runs_per_bundle=20)
+    first = submit(ooni_probe, url, token=TOKEN, runs_per_bundle=20,
+                   fingerprints=wc05_fingerprints())
     runs = sorted(r["id"] for r in ooni_probe.runs())
     assert first["error"] is None and first["runs"] == runs and first["pending"] == []
     assert first["sent"] == -(-len(runs) // 20)  # bundles of at most 20 runs
@@ -294,3 +295,23 @@ def test_monitor_sends_each_run_to_the_collector(tmp_path: Path, collector: tupl
     with Collection(folder) as collection:
         status = collection.status()
     assert (status["bundles"], status["points"]) == (2, 2)
+
+
+def test_submit_carries_the_fingerprints_its_verdicts_were_judged_with(
+        tmp_path: Path, collector: tuple[str, Path], monkeypatch, capsys) -> None:
+    """A probe that judged with fingerprints must be able to submit: the bundle carries them."""
+    from tests.conftest import CORPUS, import_wc05
+
+    url, folder = collector
+    monkeypatch.setenv("NETVIGIL_COLLECTOR_TOKEN", TOKEN)
+    with Store(tmp_path / "judged.db") as store:
+        import_wc05(store)
+    db = str(tmp_path / "judged.db")
+    assert cli.main(["--db", db, "submit", "--collector", url]) == 1  # verdicts would not follow
+    assert "--fingerprints" in capsys.readouterr().err
+    assert cli.main(["--db", db, "submit", "--collector", url, "--json",
+                     "--fingerprints", str(CORPUS / "fingerprints")]) == 0
+    sent = json.loads(capsys.readouterr().out)
+    assert sent["pending"] == [] and sent["sent"] >= 1
+    assert cli.main(["collector", "status", "--dir", str(folder), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["points"] == 50  # every wc05 measurement indexed

@@ -31,11 +31,11 @@ from services.monitor import (
     Schedule,
     backoff,
     format_duration,
-    mark_interrupted,
     monitor,
     parse_duration,
     stop_on_signals,
 )
+from services.recovery import recover
 from tests.fakes.dns_server import FakeDNSServer, Rule
 from tests.fakes.servers import HTTPServer, TCPServer
 
@@ -317,7 +317,8 @@ def test_the_log_line_notes_errors_and_interruptions(tmp_path):
 # --- runs left behind by a dead process --------------------------------------------------------
 
 
-def test_mark_interrupted_closes_only_stale_running_runs(tmp_path):
+def test_recover_closes_only_stale_running_runs_that_name_no_process(tmp_path):
+    # Runs of older versions name no process: they are dead once silent for `idle_for`.
     with Store(tmp_path / "m.db") as store:
         stale = store.begin_run({"tool": "test"}, {})
         done = store.begin_run({"tool": "test"}, {})
@@ -325,20 +326,20 @@ def test_mark_interrupted_closes_only_stale_running_runs(tmp_path):
         live = store.begin_run({"tool": "test"}, {})
         later = datetime.now(UTC) + timedelta(minutes=20)
         # the live run wrote a record "just now", as seen from 20 minutes later: not stale yet
-        assert mark_interrupted(store, idle_for=30 * 60, now=later) == []
-        assert mark_interrupted(store, idle_for=10 * 60, now=later) == [stale, live]
+        assert recover(store, idle_for=30 * 60, now=later) == []
+        assert recover(store, idle_for=10 * 60, now=later) == [stale, live]
         assert [store.run(i)["status"] for i in (stale, done, live)] == [
             "interrupted", "finished", "interrupted"]
         row = store.run(stale)
         assert row["finished"] and "power cut" in row["summary"]["interrupted"]
-        assert mark_interrupted(store, idle_for=0) == []  # nothing left to mark
-        assert store.verify_chain() == []  # the raw chain was not touched
+        assert recover(store, idle_for=0) == []  # nothing left to mark
+        assert store.verify_chain() == []  # the chain holds, now with each run's run_end
 
 
 def test_the_monitor_marks_runs_a_dead_process_left_running(tmp_path, monkeypatch):
     with Store(tmp_path / "m.db") as store:
         left = store.begin_run({"tool": "test"}, {})
-    monkeypatch.setattr("services.monitor.STALE_AFTER", 0.0)
+    monkeypatch.setattr("services.recovery.STALE_AFTER", 0.0)
     t = FakeTime()
     lines: list[str] = []
     monitor([Target("http://a.test/")], tmp_path / "m.db", CampaignOptions(),
@@ -428,8 +429,10 @@ def test_power_cut_loses_no_finished_measurement(tmp_path, fakes):
         assert store.verify_chain() == []
         (run_row,) = store.runs()
         assert run_row["status"] == "running"  # the process died with it
-        assert mark_interrupted(store) == []  # too recent: it could be a live process's
-        assert mark_interrupted(store, idle_for=0) == [run_row["id"]]
+        # Its process is gone, which the run's recorded owner shows at once: no waiting.
+        assert recover(store) == [run_row["id"]]
+        assert store.run(run_row["id"])["status"] == "interrupted"
+        assert all(r["verdict"] for r in store.measurements())  # judged
         assert store.verify_chain() == []
 
 
