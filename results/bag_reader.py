@@ -47,7 +47,7 @@ class BagLimits:
     max_line: int = 1 << 20  # bytes in one line of a data file
     bytes_per_item: int = 16  # lines of one data file: one per this many bytes of zip, ...
     min_items: int = 1_000  # ... and at least this many
-    max_file_problems: int = 100  # problems in one data file before it is not read further
+    max_file_problems: int = 20  # bad lines in one data file before it is not read further
 
     def unpacked(self, zip_bytes: int) -> int:
         """Bytes a zip of `zip_bytes` may unpack to."""
