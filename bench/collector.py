@@ -57,7 +57,8 @@ def main() -> None:
             for _ in range(args.copies):
                 import_files([wc05], store, fingerprints)
             judged = sum(1 for m in store.measurements(limit=None) if m["verdict"])
-            summary, export_s = timed(lambda: export_evidence(store, base / "b.zip"))
+            summary, export_s = timed(lambda: export_evidence(store, base / "b.zip",
+                                                              fingerprints=fingerprints))
         report, check_s = timed(lambda: check_bundle(base / "b.zip"))
         assert report.ok, report.problems[:3]
         data = (base / "b.zip").read_bytes()

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import IO, Any
 
-from results.bundle_verify import BAGIT_TXT, MANIFEST, TAGMANIFEST, manifest_text
+from results.bag_manifests import BAGIT_TXT, MANIFEST, TAGMANIFEST, manifest_text
 from results.canonical import canonical_json, sha256_hex
 
 _ZIP_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member times: the same data gives the same zip

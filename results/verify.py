@@ -25,6 +25,7 @@ from results import custody, integrity, signing, tsa_tokens
 from results import rows as R
 from results.canonical import GENESIS, chain_hash
 from results.coverage import NOTICE, Coverage, Unsigned
+from results.problems import Problem, Verification
 from results.store import Store
 from results.verdict_checks import same_value
 
@@ -32,46 +33,6 @@ from results.verdict_checks import same_value
 Reclassify = Callable[[int], Mapping[int, Mapping[str, Any]]]
 
 STEP_TABLES = ("dns_queries", "tcp_connects", "tls_handshakes", "http_requests")
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One thing that does not hold: what (`subject`), why (`what`), and in a bundle, where."""
-
-    subject: str  # "record 12", "run 3", "measurement 5", "body <sha256>", "custody 2", ...
-    what: str
-    file: str | None = None
-
-    def __str__(self) -> str:
-        where = f"{self.file}: " if self.file else ""
-        return f"{where}{self.subject}: {self.what}"
-
-    def to_dict(self) -> dict[str, str | None]:
-        return {"subject": self.subject, "what": self.what, "file": self.file}
-
-
-@dataclass
-class Verification:
-    """The outcome of a verification: `ok` when there is no problem (notices are not problems)."""
-
-    problems: list[Problem] = field(default_factory=list)
-    notices: list[str] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def about(self, subject: str) -> list[Problem]:
-        """Problems whose subject starts with `subject` (e.g. "record 12", "run 3")."""
-        return [p for p in self.problems if p.subject == subject
-                or p.subject.startswith(subject + " ")]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "ok": self.ok, "problems": [p.to_dict() for p in self.problems],
-            "notices": self.notices, "counts": self.counts,
-        }
 
 
 @dataclass

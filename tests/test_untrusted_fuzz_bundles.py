@@ -153,8 +153,6 @@ def _deep_records(genuine: dict[str, bytes], depth: int) -> bytes:
     return zip_bytes(members)
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="issue 11 section 6: deep JSON in a bundle, being fixed on branch bounds")
 @fuzz(10)
 @given(depth=depths)
 @example(depth=3000)
@@ -165,8 +163,6 @@ def test_deep_json_in_a_bundle_is_a_problem(depth: int, genuine: dict[str, bytes
     assert isinstance(report, Verification) and not report.ok
 
 
-@pytest.mark.xfail(strict=True, raises=RecursionError,
-                   reason="issue 11 section 6: deep JSON in a bundle, being fixed on branch bounds")
 @fuzz(5)
 @given(depth=depths)
 @example(depth=3000)
