@@ -43,6 +43,22 @@ class _Parser(argparse.ArgumentParser):
         raise ConfigError(f"{command + ': ' if command else ''}{message} (see {self.prog} --help)")
 
 
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written, and every option's default shown after its help.
+
+    Like argparse.ArgumentDefaultsHelpFormatter, but quiet where there is nothing to show
+    (None, False, an empty list) and where the help already says its default in its own words.
+    """
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (not action.option_strings or "default:" in text or default is argparse.SUPPRESS
+                or default in (None, False, [])):
+            return text
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
 def _examples(*lines: str) -> str:
     return "examples:\n" + "\n".join(f"  {line}" for line in lines)
 
@@ -53,7 +69,7 @@ def _command(sub: argparse._SubParsersAction[_Parser], name: str, help: str,
     """A (sub)command with its help, examples and, for a leaf, the handler that runs it."""
     parser: _Parser = sub.add_parser(name, help=help, parents=list(parents),
                                      description=description or help[:1].upper() + help[1:] + ".",
-                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     formatter_class=_HelpFormatter,
                                      epilog=_examples(*examples))
     if handler is not None:
         parser.set_defaults(handler=handler)
@@ -73,7 +89,7 @@ def _flag_parent(*flags: tuple[str, dict[str, object]]) -> _Parser:
 
 def _parser() -> _Parser:
     p = _Parser(
-        prog="netvigil", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="netvigil", formatter_class=_HelpFormatter,
         description="Measure Internet blocking and shutdowns from this vantage point.",
         epilog=_examples("netvigil run --accept-risks",
                          "netvigil run --targets telegram signal --json > run.json",
@@ -88,7 +104,7 @@ def _parser() -> _Parser:
     js = _flag_parent(("--json", {"action": "store_true", "help": "JSON on stdout, for scripts"}))
     window = _flag_parent(
         ("--since", {"metavar": "TIME", "help": "ISO 8601, UTC unless it says otherwise"}),
-        ("--until", {"metavar": "TIME"}))
+        ("--until", {"metavar": "TIME", "help": "the end of the window, as --since"}))
     ranges = _flag_parent(("--public-range", {"action": "append", "default": [], "metavar": "CIDR",
                                               "help": "count addresses in CIDR as public (labs)"}))
     prints = _flag_parent(("--fingerprints", {"action": "append", "default": [], "metavar": "PATH",
@@ -123,9 +139,12 @@ def _campaign_options(judge: _Parser) -> _Parser:
                    help="look up ASN, AS name and country of the public address the --helper "
                         "sees, in this ip2asn table (iptoasn.com TSV, may be .gz); the address "
                         "itself is never stored")
-    c.add_argument("--concurrency", type=int, default=16, metavar="N")
-    c.add_argument("--rate", type=float, default=50.0, help="target starts per second")
-    c.add_argument("--per-host-rate", type=float, default=4.0)
+    c.add_argument("--concurrency", type=int, default=16, metavar="N",
+                   help="targets measured at the same time")
+    c.add_argument("--rate", type=float, default=50.0, metavar="R",
+                   help="target starts per second")
+    c.add_argument("--per-host-rate", type=float, default=4.0, metavar="R",
+                   help="connections per second to any one host")
     c.add_argument("--timeout", type=float, metavar="S",
                    help="scale every step's timeout so a TCP connect gets S seconds")
     c.add_argument("--no-ipv6", action="store_true", help="skip AAAA queries and IPv6 addresses")
@@ -146,7 +165,7 @@ def _tsa_options(parser: argparse.ArgumentParser, when: str, required: bool = Fa
                         help="the authority's root certificate, when its answers carry only its "
                              "own")
     parser.add_argument("--tsa-timeout", type=float, default=10.0, metavar="S",
-                        help="seconds to wait for the authority (default 10)")
+                        help="seconds to wait for the authority (default: %(default)s)")
 
 
 def _measuring(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser,
@@ -196,10 +215,12 @@ def _stored(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
     ml = _command(m, "list", "list stored measurements (the default action)", parents=[db, js],
                   handler=cmd_measurements_list,
                   examples=["netvigil measurements list --run 3 --verdict blocked"])
-    ml.add_argument("--run", type=int)
-    ml.add_argument("--target")
-    ml.add_argument("--verdict", choices=[OK, BLOCKED, DOWN, INSUFFICIENT])
-    ml.add_argument("--limit", type=int, default=200)
+    ml.add_argument("--run", type=int, metavar="N", help="only run N")
+    ml.add_argument("--target", metavar="URL|HOST", help="only this target URL or hostname")
+    ml.add_argument("--verdict", choices=[OK, BLOCKED, DOWN, INSUFFICIENT],
+                    help="only measurements with this verdict")
+    ml.add_argument("--limit", type=int, default=200, metavar="N",
+                    help="show at most N, the newest")
     ms = _command(m, "show", "one measurement with every observation", parents=[db, js],
                   handler=cmd_measurements_show, examples=["netvigil measurements show 42"])
     ms.add_argument("id", type=int, metavar="ID")
@@ -214,13 +235,13 @@ def _stored(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                    help="jsonl (every observation), csv (one row each), ooni (web_connectivity), "
                         "parquet (one typed row each, with the run's network and vantage; "
                         "needs --out)")
-    x.add_argument("--run", type=int)
+    x.add_argument("--run", type=int, metavar="N", help="only run N (default: every run)")
     x.add_argument("--out", type=Path, help="file to write (default: stdout)")
 
     a = _command(sub, "analyze", "recompute verdicts for stored runs", parents=[db, judge, js],
                  handler=cmd_analyze,
                  examples=["netvigil --db lab.db analyze --public-range 198.18.0.0/15"])
-    a.add_argument("--run", type=int)
+    a.add_argument("--run", type=int, metavar="N", help="only run N (default: every run)")
 
     e = _command(sub, "events", "blocking and outage events over time",
                  parents=[db, window, js], handler=cmd_events,
@@ -229,20 +250,21 @@ def _stored(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                  examples=["netvigil events",
                            "netvigil events --since 2026-11-01 --kind outage --json",
                            "netvigil events --target telegram.org"])
-    e.add_argument("--target", metavar="URL|HOST")
-    e.add_argument("--kind", choices=["blocking", "outage"])
+    e.add_argument("--target", metavar="URL|HOST", help="only events of this target")
+    e.add_argument("--kind", choices=["blocking", "outage"], help="only events of this kind")
 
     pl = _actions(_command(sub, "plot", "timeline and reachability plots (PNG or SVG)",
                            examples=["netvigil plot timeline --out timeline.png",
                                      "netvigil plot reachability --out reach.png"]))
     out = _flag_parent(("--out", {"type": Path, "required": True,
-                                  "metavar": "FILE.png|FILE.svg"}))
+                                  "metavar": "FILE.png|FILE.svg",
+                                  "help": "the chart to write; its suffix chooses PNG or SVG"}))
     tl = _command(pl, "timeline", "measurements and events over time, a row per target",
                   parents=[db, window, out], handler=cmd_plot_timeline,
                   examples=["netvigil plot timeline --out timeline.png",
                             "netvigil plot timeline --since 2026-11-01 --target x.com --out x.svg"])
-    tl.add_argument("--target", metavar="URL|HOST")
-    tl.add_argument("--title")
+    tl.add_argument("--target", metavar="URL|HOST", help="only this target")
+    tl.add_argument("--title", help="the chart's title")
     rp = _command(pl, "reachability", "the reachable share per network over time",
                   parents=[db, window, out], handler=cmd_plot_reachability,
                   examples=["netvigil plot reachability --since 2026-11-01 --out reach.png",
@@ -272,7 +294,8 @@ def _stored(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                             "netvigil report --event 3f2a9c0d1e4b5a67 --out event.html "
                             "--redact-vantage"])
     rp.add_argument("--event", metavar="ID", help="one event (see netvigil events)")
-    rp.add_argument("--out", type=Path, required=True, metavar="FILE.html|FILE.pdf")
+    rp.add_argument("--out", type=Path, required=True, metavar="FILE.html|FILE.pdf",
+                    help="the report to write; its suffix chooses HTML or PDF")
     rp.add_argument("--redact-vantage", action="store_true",
                     help="leave out the vantage point's network (ASN, ISP, resolver addresses)")
     rp.add_argument("--lang", default="en", help="report language (a catalogue in "
@@ -303,7 +326,8 @@ def _evidence(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser
                   examples=["netvigil evidence export --since 2026-11-01 --out case.zip",
                             "netvigil evidence export --event 3f2a9c0d1e4b5a67 --out event.zip",
                             "netvigil evidence export --run 3 --run 4 --out runs.zip"])
-    ex.add_argument("--out", type=Path, required=True, metavar="FILE.zip")
+    ex.add_argument("--out", type=Path, required=True, metavar="FILE.zip",
+                    help="the bundle to write")
     ex.add_argument("--event", metavar="ID", help="one event (see netvigil events)")
     ex.add_argument("--run", type=int, action="append", metavar="N", help="repeatable")
     vb = _command(ev, "verify", "check a bundle on its own, without the database",
@@ -347,8 +371,8 @@ def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
     su.add_argument("--ca-bundle", metavar="PEM", help="verify the collector's certificate "
                     "against this bundle")
     su.add_argument("--runs-per-bundle", type=int, default=10, metavar="N",
-                    help="runs in one bundle (default 10; fewer while the collector finds a "
-                         "bundle too big)")
+                    help="runs in one bundle (default: %(default)s; fewer while the collector "
+                         "finds a bundle too big)")
     su.add_argument("--timeout", type=float, default=60.0, metavar="S",
                     help="seconds to wait for the collector's answer to one bundle")
 
@@ -365,7 +389,8 @@ def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                   handler=cmd_collector_serve,
                   examples=["netvigil collector serve --listen 0.0.0.0:8090 --dir "
                             "/srv/collection --token s3cret"])
-    cs.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT")
+    cs.add_argument("--listen", default="127.0.0.1:8090", metavar="HOST:PORT",
+                    help="address and port to serve on")
     cs.add_argument("--token", dest="tokens", action="append", default=[],
                     help=f"accept this bearer token (repeatable; or ${ENV_COLLECTOR_TOKEN}); "
                          "none: anyone may submit")
@@ -375,12 +400,12 @@ def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                     help="keep bundles holding records no signature covers (those records "
                          "are not indexed)")
     cs.add_argument("--max-size", type=float, default=64.0, metavar="MIB",
-                    help="the largest bundle accepted (default 64 MiB)")
+                    help="the largest bundle accepted (default: %(default)s MiB)")
     ce = _command(co, "events", "events across every probe", parents=[folder, window, js],
                   handler=cmd_collector_events,
                   examples=["netvigil collector events --dir /srv/collection --kind outage "
                             "--since 2026-11-01"])
-    ce.add_argument("--kind", choices=["blocking", "outage"])
+    ce.add_argument("--kind", choices=["blocking", "outage"], help="only events of this kind")
     _command(co, "status", "bundles, probes and networks collected", parents=[folder, js],
              handler=cmd_collector_status,
              examples=["netvigil collector status --dir /srv/collection --json"])
@@ -389,24 +414,34 @@ def _remote(sub: argparse._SubParsersAction[_Parser], db: _Parser, js: _Parser, 
                   examples=["netvigil collector plot --dir /srv/collection --chart reachability "
                             "--out r.png"])
     cp.add_argument("--chart", choices=["timeline", "reachability"], default="timeline",
-                    help="measurements and events over time (default), or the reachable share "
-                         "per network")
-    cp.add_argument("--out", type=Path, required=True, metavar="FILE.png|FILE.svg")
+                    help="timeline: measurements and events over time; reachability: the "
+                         "reachable share per network (default: %(default)s)")
+    cp.add_argument("--out", type=Path, required=True, metavar="FILE.png|FILE.svg",
+                    help="the chart to write; its suffix chooses PNG or SVG")
 
     h = _actions(_command(
         sub, "helper", "run the test helper (a control on an uncensored network)",
         description="Serve controls: measure the targets a probe sends, from this network.",
-        examples=["netvigil helper serve --listen 0.0.0.0:8080 --token s3cret"]))
+        examples=["netvigil helper serve --listen 0.0.0.0:8443 --tls-cert fullchain.pem "
+                  "--tls-key privkey.pem --token s3cret"]))
     hs = _command(h, "serve", "measure what probes send, from this network", parents=[ranges],
                   handler=cmd_helper_serve,
-                  examples=["netvigil helper serve --listen 0.0.0.0:8080 --token s3cret",
+                  examples=["netvigil helper serve --listen 0.0.0.0:8443 --tls-cert fullchain.pem "
+                            "--tls-key privkey.pem --token s3cret",
                             "netvigil helper serve --listen 198.18.0.10:8080 --allow-private"
                             "   # a test lab"])
-    hs.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT")
+    hs.add_argument("--listen", default="127.0.0.1:8080", metavar="HOST:PORT",
+                    help="address and port to serve on (0.0.0.0 to publish the helper)")
     hs.add_argument("--resolver", metavar="IP[:PORT]", help="resolve with this server, not the "
                     "system resolver")
     hs.add_argument("--token", dest="helper_token",
                     help=f"require 'Authorization: Bearer TOKEN' (or ${ENV_HELPER_TOKEN})")
+    hs.add_argument("--tls-cert", metavar="PEM", help="serve HTTPS with this certificate "
+                    "chain (with --tls-key), so the token never travels in clear")
+    hs.add_argument("--tls-key", metavar="PEM", help="the certificate's private key")
+    hs.add_argument("--insecure-http", action="store_true",
+                    help="allow --token over plain HTTP on a public address (only behind a TLS "
+                         "reverse proxy)")
     hs.add_argument("--allow-private", action="store_true",
                     help="also measure private, loopback and special-purpose addresses (labs "
                          "only)")

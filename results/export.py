@@ -18,16 +18,20 @@ from core.observations import measurement_to_dict
 from ooni.write import RunInfo, to_ooni
 from results.rows import verdict_from_row
 from results.store import Store
+from results.timeline import run_fields
 
 CSV_COLUMNS = (
     "id", "run_id", "target", "platform", "category", "hostname", "started", "runtime",
     "verdict", "techniques", "outcomes", "confidence", "confirmed", "reason",
+    # the run's network state and vantage, as in the Parquet export (`timeline.run_fields`)
+    "run_network", "asn", "country", "vantage",
 )
 
 # A spreadsheet runs a cell that starts with one of these as a formula; targets and reasons
 # may carry text that came from the network, so such cells are quoted with a leading '.
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-_TEXT_COLUMNS = frozenset({"target", "platform", "category", "hostname", "reason", "outcomes"})
+_TEXT_COLUMNS = frozenset({"target", "platform", "category", "hostname", "reason", "outcomes",
+                           "run_network", "asn", "country", "vantage"})
 
 
 def export_jsonl(store: Store, out: TextIO, run_id: int | None = None) -> int:
@@ -85,14 +89,20 @@ def export_csv(store: Store, out: TextIO, run_id: int | None = None) -> int:
     """One row per measurement with the verdict columns; returns how many rows were written.
 
     Lists (techniques, outcomes) are comma lists inside one cell; `confirmed` is true/false,
-    empty when the measurement has not been judged.
+    empty when the measurement has not been judged. The last columns are the run's network
+    state and vantage (vantage id, ASN, country), as the Parquet export has them.
     """
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    runs: dict[int, dict[str, Any]] = {}  # each run's row is read once
     count = 0
     for row in store.iter_rows(run_id):
+        run = runs.get(row["run_id"])
+        if run is None:
+            run = runs[row["run_id"]] = run_fields(store.run(row["run_id"]))
         values = {
             **row,
+            **run,
             "target": row["target_url"],
             "confirmed": "" if row["confirmed"] is None else str(row["confirmed"]).lower(),
         }

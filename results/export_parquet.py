@@ -13,14 +13,13 @@ pyarrow is the optional `[parquet]` extra; it is imported when an export runs.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from core.times import parse_utc_or_none
 from core.verdicts import split_list
 from results.store import Store
-from results.timeline import vantage_fields
+from results.timeline import run_fields
 
 ROW_GROUP = 10_000
 
@@ -58,12 +57,7 @@ def export_parquet(store: Store, out: str | Path, run_id: int | None = None) -> 
         for row in store.iter_rows(run_id):
             run = runs.get(row["run_id"])
             if run is None:
-                info = store.run(row["run_id"]) or {}
-                vantage = info.get("vantage")
-                if isinstance(vantage, str):
-                    vantage = json.loads(vantage or "{}")
-                run = runs[row["run_id"]] = {"run_network": info.get("network"),
-                                             **vantage_fields(vantage)}
+                run = runs[row["run_id"]] = run_fields(store.run(row["run_id"]))
             values = {**row, **run, "target": row["target_url"],
                       "started": parse_utc_or_none(row["started"]),
                       "techniques": _lists(row.get("techniques")),

@@ -125,6 +125,18 @@ def _vantage(text: str) -> dict[str, Any]:
     return vantage_fields(data)
 
 
+def run_fields(run: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The per-run columns an export adds to each measurement: run_network, then vantage, asn,
+    country (`vantage_fields`), from a stored run row (None: a run that is not there).
+
+    The CSV and Parquet exports both call this, so that their columns cannot drift apart.
+    """
+    run = run or {}
+    vantage = run.get("vantage")
+    fields = _vantage(vantage or "{}") if isinstance(vantage, str) else vantage_fields(vantage)
+    return {"run_network": run.get("network"), **fields}
+
+
 def vantage_fields(data: Any) -> dict[str, Any]:
     """vantage, asn, country from a run's parsed vantage JSON (anything: it is untrusted)."""
     if not isinstance(data, dict):

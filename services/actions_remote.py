@@ -23,7 +23,7 @@ def serve_helper(settings: Settings) -> int:
 
     if settings.helper is None or settings.listen is None:
         raise ConfigError("helper serve: give --listen HOST:PORT", "--listen")
-    return serve(settings.listen, settings.helper)
+    return serve(settings.listen, settings.helper, settings.server_tls)
 
 
 def serve_collector(settings: Settings) -> int:

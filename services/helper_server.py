@@ -4,7 +4,8 @@ Someone on an uncensored network runs `netvigil helper serve`; probes send it th
 measured (`probes/control.py`) and get back the helper's own measurements in the same format.
 The protocol, the safety rules and the batch measurement are in `services/helper_protocol.py`;
 the bounded HTTP server is `services/http_base.py`; this module is the helper's routes and
-`serve`.
+`serve`. With a certificate (`helper serve --tls-cert/--tls-key`) it serves HTTPS itself, so a
+probe's bearer token never crosses the network in clear.
 
 Bounded everywhere: open connections, overall and per client address (503 beyond), each socket
 read or write (`io_timeout`), the whole head and body of a request (`head_deadline`,
@@ -16,6 +17,7 @@ Each request measures its batch with its own `asyncio.run`.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import sys
 import traceback
 from typing import Any
@@ -80,25 +82,29 @@ class HelperServer(BoundedServer):
     log_name = "helper"
     config: HelperConfig
 
-    def __init__(self, host: str, port: int, config: HelperConfig) -> None:
-        super().__init__(host, port, config, _Handler)
+    def __init__(self, host: str, port: int, config: HelperConfig,
+                 tls: ssl.SSLContext | None = None) -> None:
+        super().__init__(host, port, config, _Handler, tls)
 
     def __enter__(self) -> HelperServer:
         super().__enter__()
         return self
 
 
-def make_server(host: str, port: int, config: HelperConfig) -> HelperServer:
-    """A helper bound to host:port (port 0 picks a free one); serve_forever(), or use `with`."""
-    return HelperServer(host, port, config)
+def make_server(host: str, port: int, config: HelperConfig,
+                tls: ssl.SSLContext | None = None) -> HelperServer:
+    """A helper bound to host:port (port 0 picks a free one); serve_forever(), or use `with`.
+    With `tls` (a server-side context holding the certificate), it serves HTTPS."""
+    return HelperServer(host, port, config, tls)
 
 
-def serve(listen: str, config: HelperConfig) -> int:
+def serve(listen: str, config: HelperConfig, tls: ssl.SSLContext | None = None) -> int:
     """Run the helper on `listen` ("HOST:PORT") until SIGTERM or SIGINT; the exit status.
 
     Prints "helper listening on HOST:PORT" to stderr once it accepts connections.
     2: a bad `listen`; 1: the address cannot be bound; 0: a clean stop.
     """
     mode = ", private addresses allowed" if config.allow_private else ""
-    return serve_http("helper", listen, lambda host, port: make_server(host, port, config),
-                      f"resolver: {config.resolver or 'system'}{mode}")
+    scheme = "https" if tls is not None else "http"
+    return serve_http("helper", listen, lambda host, port: make_server(host, port, config, tls),
+                      f"{scheme}, resolver: {config.resolver or 'system'}{mode}")

@@ -19,6 +19,7 @@ import json
 import signal
 import socket
 import socketserver
+import ssl
 import sys
 import threading
 import time
@@ -57,8 +58,13 @@ class JSONHandler(BaseHTTPRequestHandler):
         self._started = time.monotonic()
         self._note = ""
         self._unread: int | None = None  # body bytes not read yet (None: not known yet)
-        super().setup()
         config = self.server.config
+        if isinstance(self.request, ssl.SSLSocket):
+            # TLS (BoundedServer.tls): the handshake first, bounded like every read. A plain
+            # HTTP client or a failed handshake ends here, as one line in the server's log.
+            self.request.settimeout(config.io_timeout)
+            self.request.do_handshake()
+        super().setup()
         # Every read and write with the client: a stalled client is dropped, not waited for.
         self.connection.settimeout(config.io_timeout)
         # ... and a trickling one too: all reads of the head end by its deadline (then the body's,
@@ -179,9 +185,10 @@ class BoundedServer(ThreadingHTTPServer):
     log_name = "server"
 
     def __init__(self, host: str, port: int, config: Any,
-                 handler: type[JSONHandler]) -> None:
+                 handler: type[JSONHandler], tls: ssl.SSLContext | None = None) -> None:
         limits: ServerLimits = config
         self.config = config
+        self.tls = tls  # a server-side context: serve HTTPS (see get_request)
         self.slots = threading.BoundedSemaphore(config.max_concurrent_requests)
         self.admission = Admission(limits.max_connections, limits.max_connections_per_address)
         if ":" in host:
@@ -196,6 +203,16 @@ class BoundedServer(ThreadingHTTPServer):
     @property
     def port(self) -> int:
         return int(self.server_address[1])
+
+    def get_request(self) -> tuple[Any, Any]:
+        request, client_address = super().get_request()
+        if self.tls is not None:
+            # The handshake waits for the client's first read in the handler's thread (under
+            # its io_timeout, see JSONHandler.setup), never here: a client that connects and
+            # stays silent must not hold up the accepting thread.
+            request = self.tls.wrap_socket(request, server_side=True,
+                                           do_handshake_on_connect=False)
+        return request, client_address
 
     def process_request(self, request: Any, client_address: Any) -> None:
         busy = self.admission.admit(client_address[0])

@@ -20,6 +20,7 @@ What it builds (a field is left at its default when the command has no such opti
     collector            submit/monitor: --collector, else $NETVIGIL_COLLECTOR
     helper, collection   helper serve / collector serve: their server configurations
     listen               --listen HOST:PORT, checked
+    server_tls           helper serve: --tls-cert/--tls-key loaded into a server context
 
 The checks themselves live in `services.settings_checks`; the heavy modules they need (the probe
 configuration, the fingerprint loader, the target loaders) are imported only when a command uses
@@ -40,6 +41,8 @@ from services import consent
 from services import settings_checks as checks
 
 if TYPE_CHECKING:
+    import ssl
+
     from analysis.fingerprints import Fingerprints
     from core.target import Target
     from services.campaign import CampaignOptions
@@ -115,6 +118,7 @@ class Settings:
     helper: HelperConfig | None = None
     collection: CollectorConfig | None = None
     listen: str | None = None
+    server_tls: ssl.SSLContext | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace | Mapping[str, Any],
@@ -131,6 +135,7 @@ class Settings:
         if "targets" in a:  # run and monitor
             targets = checks.targets(a["targets"])
             campaign = checks.campaign(a, env, public_ranges, fingerprints)
+        server_tls = checks.server_tls(a.get("tls_cert"), a.get("tls_key"))
         tsa = None
         if a.get("tsa"):
             tsa = Tsa(a["tsa"], checks.positive(a.get("tsa_timeout", 10.0), "--tsa-timeout"),
@@ -149,9 +154,11 @@ class Settings:
             schedule=checks.schedule(a) if "every" in a else None,
             tsa=tsa,
             collector=(a.get("collector") or env.collector) if "collector" in a else None,
-            helper=checks.helper(a, env, public_ranges) if "helper_token" in a else None,
+            helper=(checks.helper(a, env, public_ranges, server_tls is not None)
+                    if "helper_token" in a else None),
             collection=checks.collection(a, env) if "tokens" in a else None,
             listen=checks.listen(a["listen"]) if a.get("listen") else None,
+            server_tls=server_tls,
         )
 
     def require_collector(self, command: str) -> str:

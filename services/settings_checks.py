@@ -17,6 +17,8 @@ from core.errors import ConfigError, TimeFormatError
 from core.times import parse_utc
 
 if TYPE_CHECKING:
+    import ssl
+
     from analysis.fingerprints import Fingerprints
     from core.target import Target
     from probes.config import ProbeConfig
@@ -276,10 +278,56 @@ def listen(spec: str) -> str:
     return spec
 
 
-def helper(a: Mapping[str, Any], env: Env, public_ranges: tuple[Network, ...]) -> HelperConfig:
-    """`helper serve`: its resolver, token ($NETVIGIL_HELPER_TOKEN) and address rules."""
+def server_tls(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """--tls-cert and --tls-key (PEM files) loaded into a server context; None without them.
+
+    Loaded here, before the server binds, so that a missing file, a bad PEM or a key that does
+    not belong to the certificate is one line and exit 2 rather than failed handshakes later.
+    """
+    if not cert and not key:
+        return None
+    if not (cert and key):
+        missing = "--tls-key" if cert else "--tls-cert"
+        raise ConfigError(f"{missing}: give --tls-cert and --tls-key together", missing)
+    import ssl
+
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.set_alpn_protocols(["http/1.1"])
+    try:
+        context.load_cert_chain(cert, key)
+    except OSError as exc:  # ssl.SSLError is an OSError: a bad PEM or a mismatched key
+        why = exc.strerror or getattr(exc, "reason", None) or str(exc)
+        raise ConfigError(f"--tls-cert {cert} / --tls-key {key}: cannot load ({why}); give a "
+                          "PEM certificate chain and its own private key", "--tls-cert") from None
+    return context
+
+
+def _loopback(listen_spec: str) -> bool:
+    from services.http_base import parse_listen
+
+    host, _ = parse_listen(listen_spec)
+    return ipaddress.ip_address(host).is_loopback
+
+
+def helper(a: Mapping[str, Any], env: Env, public_ranges: tuple[Network, ...],
+           tls: bool = False) -> HelperConfig:
+    """`helper serve`: its resolver, token ($NETVIGIL_HELPER_TOKEN) and address rules.
+
+    A token served over plain HTTP on an address other than loopback is refused unless
+    --insecure-http says a TLS reverse proxy sits in front: anyone on the path would read it.
+    """
     from probes.dns import parse_resolver
     from services.helper_protocol import HelperConfig
+
+    token = a.get("helper_token") or env.helper_token
+    listen_spec = a.get("listen")
+    if (token and not tls and listen_spec and not a.get("insecure_http")
+            and not _loopback(listen(listen_spec))):
+        raise ConfigError(f"helper serve: a --token on plain HTTP at {listen_spec} would cross "
+                          "the network in clear, readable by anyone on the path; give "
+                          "--tls-cert and --tls-key to serve HTTPS, or --insecure-http if a TLS "
+                          "reverse proxy terminates the connection", "--insecure-http")
 
     resolver = a.get("resolver")
     if resolver:
@@ -287,7 +335,7 @@ def helper(a: Mapping[str, Any], env: Env, public_ranges: tuple[Network, ...]) -
             parse_resolver(resolver)
         except ValueError as exc:
             raise ConfigError(f"--resolver {resolver}: {exc}", "--resolver") from None
-    return HelperConfig(resolver=resolver, token=a.get("helper_token") or env.helper_token,
+    return HelperConfig(resolver=resolver, token=token,
                         allow_private=bool(a.get("allow_private")), public_ranges=public_ranges)
 
 

@@ -113,3 +113,18 @@ def test_export_streams(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(store, "load_measurement", spy)
     export_jsonl(store, out)
     assert seen == [0, 1, 2]
+
+
+def test_csv_carries_the_runs_network_state_and_vantage(store: Store) -> None:
+    # The columns the Parquet export has (issue 12): which network and state each row measured.
+    run1, run2, _, _ = _two_runs(store)
+    store.finish_run(run1, "ok", {})
+    out = io.StringIO()
+    export_csv(store, out)
+    header, *lines = list(csv.reader(io.StringIO(out.getvalue())))
+    assert header[-4:] == ["run_network", "asn", "country", "vantage"]
+    rows = [dict(zip(header, line, strict=True)) for line in lines]
+    # VANTAGE says asn 64500 and the unknown country ZZ; no vantage_id: "local"
+    assert (rows[0]["run_network"], rows[0]["asn"], rows[0]["country"], rows[0]["vantage"]) == (
+        "ok", "AS64500", "", "local")
+    assert rows[2]["run_id"] == str(run2) and rows[2]["run_network"] == ""  # run still open
