@@ -84,3 +84,46 @@ def dns_rcode_failure(rcode: str) -> str | None:
         "SERVFAIL": DNS_SERVFAIL,
         "REFUSED": DNS_REFUSED,
     }.get(rcode, DNS_MALFORMED)
+
+
+# --- in plain words ----------------------------------------------------------------------------
+
+#: What each failure string means, for people reading a reason (`in_words`). The reports write
+#: their own sentences around the quoted observation; tables and lines use these words.
+DESCRIPTIONS: dict[str, str] = {
+    GENERIC_TIMEOUT: "no answer in time (timeout)",
+    EOF_ERROR: "the connection was closed without a word (EOF)",
+    CONNECTION_REFUSED: "the connection was refused",
+    CONNECTION_RESET: "the connection was reset",
+    CONNECTION_ABORTED: "the connection was aborted",
+    HOST_UNREACHABLE: "the host was unreachable",
+    NETWORK_UNREACHABLE: "the network was unreachable",
+    NETWORK_DOWN: "the network was down",
+    ADDRESS_FAMILY_NOT_SUPPORTED: "this address family (IPv4/IPv6) is not available here",
+    INTERRUPTED: "the measurement was interrupted",
+    DNS_NXDOMAIN: "NXDOMAIN (the name does not exist)",
+    DNS_NO_ANSWER: "no address for the name",
+    DNS_REFUSED: "a refusal (REFUSED)",
+    DNS_SERVFAIL: "a server failure (SERVFAIL)",
+    DNS_TEMPORARY: "a temporary DNS failure",
+    DNS_NON_RECOVERABLE: "a permanent DNS failure",
+    DNS_MALFORMED: "a malformed DNS answer",
+    DNS_BOGON: "a reserved, non-public address (bogon)",
+    SSL_INVALID_HOSTNAME: "a certificate for another name",
+    SSL_UNKNOWN_AUTHORITY: "a certificate from an unknown authority",
+    SSL_INVALID_CERTIFICATE: "an invalid certificate",
+    SSL_FAILED_HANDSHAKE: "a failed TLS handshake",
+    HTTP_PROTOCOL_ERROR: "a broken HTTP answer",
+    HTTP_TOO_MANY_REDIRECTS: "too many redirects",
+    HTTP_INVALID_REDIRECT: "a redirect to an invalid location",
+}
+
+# Longest first, on word boundaries: "dns_nxdomain_error" never matches inside another code.
+_CODE = re.compile(r"\b(" + "|".join(sorted(map(re.escape, DESCRIPTIONS), key=len, reverse=True))
+                   + r")\b")
+
+
+def in_words(text: str) -> str:
+    """`text` (a verdict's reason) with every failure string in it put in plain words:
+    "answered dns_nxdomain_error" -> "answered NXDOMAIN (the name does not exist)"."""
+    return _CODE.sub(lambda m: DESCRIPTIONS[m.group(1)], text)

@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 PROG = "netvigil"
 
+#: The width tables get when the output is not a terminal: wide enough that no row is folded.
+_PIPE_WIDTH = 10_000
+
 
 class Output:
     """Where a command's answer, notices and errors go. `as_json` chooses the answer's form."""
@@ -45,8 +48,14 @@ class Output:
             from rich.console import Console
 
             # No file given: rich writes to sys.stdout/sys.stderr as they are at each call,
-            # which is what pytest's capsys and a redirected stream need.
-            self._consoles[stderr] = Console(stderr=stderr, highlight=False, soft_wrap=True)
+            # which is what pytest's capsys and a redirected stream need. No highlighting: data
+            # is printed plain, not with every number and bracket in bold.
+            console = Console(stderr=stderr, highlight=False, soft_wrap=True)
+            if not console.is_terminal:
+                # A pipe or a file has no width: rich would assume 80 columns (or $COLUMNS) and
+                # fold table cells inside words and URLs. Give it room for any row instead.
+                console.width = _PIPE_WIDTH
+            self._consoles[stderr] = console
         return self._consoles[stderr]
 
     @property
@@ -81,7 +90,9 @@ class Output:
                 # Title and headers too: rich reads a plain str given to a table as markup.
                 table = RichTable(title=_text(item.title))
                 for column in item.columns:
-                    table.add_column(_text(column), overflow="fold")
+                    # On a narrow terminal a cell wraps between words; a word (a verdict, a
+                    # URL) longer than its column is cut with an ellipsis, never split in two.
+                    table.add_column(_text(column), overflow="ellipsis")
                 for row in item.rows:
                     # A cell may span lines (an event's targets); it cannot leave its cell.
                     table.add_row(*(_text(part, newlines=True) for part in row))

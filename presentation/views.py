@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.failures import in_words
 from core.verdicts import BLOCKED, DOWN, INSUFFICIENT, OK
+from core.words import counted
 
 _ORDER = {BLOCKED: 0, DOWN: 1, INSUFFICIENT: 2, OK: 3}
 _STYLE = {BLOCKED: "bold red", DOWN: "yellow", INSUFFICIENT: "dim", OK: "green"}
@@ -73,10 +75,10 @@ def run_view(result: Any, explain: str) -> View:
     if result.network == "ok":
         rows = sorted(result.results, key=lambda r: (_ORDER.get(r.verdict.verdict, 9),
                                                      r.measurement.target.url))
-        view.append(Table(f"run {result.run_id}: {len(result.results)} targets",
+        view.append(Table(f"run {result.run_id}: {counted(len(result.results), 'target')}",
                           ("target", "verdict", "techniques", "reason"),
                           tuple((r.measurement.target.url, verdict_cell(r.verdict.verdict),
-                                 ",".join(r.verdict.techniques), r.verdict.reason)
+                                 ",".join(r.verdict.techniques), in_words(r.verdict.reason))
                                 for r in rows)))
     counts: dict[str, int] = {}
     for r in result.results:
@@ -99,7 +101,8 @@ def control_warning(control: str) -> str | None:
 # --- stored data -------------------------------------------------------------------------------
 
 def targets_table(platforms: Sequence[Any]) -> Table:
-    return Table(f"{len(platforms)} platforms", ("name", "category", "endpoints", "description"),
+    return Table(counted(len(platforms), "platform"),
+                 ("name", "category", "endpoints", "description"),
                  tuple((p.name, p.category, str(len(p.endpoints)), p.description)
                        for p in platforms))
 
@@ -109,11 +112,15 @@ def targets_json(platforms: Sequence[Any]) -> list[dict[str, Any]]:
              "endpoints": list(p.endpoints)} for p in platforms]
 
 
-def measurements_table(rows: Sequence[Mapping[str, Any]]) -> Table:
-    return Table(f"{len(rows)} measurements",
+def measurements_table(rows: Sequence[Mapping[str, Any]], total: int | None = None) -> Table:
+    """The stored measurements listed; `total`, when more match than are listed, says so."""
+    title = counted(len(rows), "measurement")
+    if total is not None and total > len(rows):
+        title = f"{len(rows)} of {total} measurements (the newest)"
+    return Table(title,
                  ("id", "run", "started", "target", "verdict", "techniques", "reason"),
                  tuple((str(r["id"]), str(r["run_id"]), r["started"], r["target_url"],
-                        r["verdict"] or "", r["techniques"] or "", r["reason"] or "")
+                        r["verdict"] or "", r["techniques"] or "", in_words(r["reason"] or ""))
                        for r in rows))
 
 
@@ -131,7 +138,8 @@ def describe_view(row: Mapping[str, Any]) -> View:
 def describe_lines(row: Mapping[str, Any]) -> list[str]:
     lines = [f"measurement {row['id']} (run {row['run_id']}): {row['target_url']}",
              f"  started {row['started']}, {row['runtime']:.2f} s",
-             f"  verdict {row['verdict']} [{row['techniques'] or '-'}] {row['reason'] or ''}"]
+             f"  verdict {row['verdict']} [{row['techniques'] or '-'}] "
+             f"{in_words(row['reason'] or '')}"]
     for obs in row.get("observations", []):
         step = obs.get("step", "?")
         lines.append(f"  {obs['t0']:7.3f}s {step:4} {what(step, obs)}  "
@@ -162,7 +170,8 @@ def answers(obs: Mapping[str, Any]) -> str:
 
 
 def analyze_line(changed: Mapping[str, int]) -> str:
-    return (f"recomputed {changed['measurements']} verdicts in {changed['runs']} runs; "
+    return (f"recomputed {counted(changed['measurements'], 'verdict')} in "
+            f"{counted(changed['runs'], 'run')}; "
             f"{changed['changed']} changed")
 
 
@@ -174,7 +183,7 @@ def events_table(found: Sequence[Any]) -> Table:
         rows.append((ev.id, ev.kind, "\n".join(ev.targets), network, ev.start[:16],
                      (ev.end or "ongoing")[:16], ", ".join(ev.outcomes or ev.techniques),
                      pattern, f"{ev.confidence:.2f}"))
-    return Table(f"{len(found)} events", ("id", "kind", "targets", "network", "start (UTC)",
+    return Table(counted(len(found), "event"), ("id", "kind", "targets", "network", "start (UTC)",
                                           "end (UTC)", "how", "pattern", "confidence"),
                  tuple(rows))
 
@@ -187,7 +196,7 @@ def verification_view(report: Any, what: str) -> View:
     view += [line(f"note: {notice}") for notice in report.notices]
     counts = ", ".join(f"{n} {k}" for k, n in report.counts.items())
     verdict = (Styled("all holds", "green") if report.ok
-               else Styled(f"{len(report.problems)} problems", "red"))
+               else Styled(counted(len(report.problems), "problem"), "red"))
     return [*view, line(f"{what}: ", verdict, f" ({counts})")]
 
 
@@ -213,7 +222,8 @@ def timestamp_view(result: Mapping[str, Any]) -> View:
 
 def submit_line(result: Mapping[str, Any]) -> str:
     """What one submission to a collector did (also a line of the monitor's log)."""
-    line = (f"submitted {len(result['runs'])} runs in {result['sent']} bundles, "
+    line = (f"submitted {counted(len(result['runs']), 'run')} in "
+            f"{counted(result['sent'], 'bundle')}, "
             f"{len(result['pending'])} pending")
     return line + (f"; {result['error']}" if result["error"] else "")
 
@@ -221,7 +231,8 @@ def submit_line(result: Mapping[str, Any]) -> str:
 # --- OONI and the collector --------------------------------------------------------------------
 
 def ooni_import_view(counts: Mapping[str, Any], db: Path) -> View:
-    return [line(f"imported {counts['measurements']} measurements into {counts['runs']} runs "
+    return [line(f"imported {counted(counts['measurements'], 'measurement')} into "
+                 f"{counted(counts['runs'], 'run')} "
                  f"of {db}"),
             *(line(f"netvigil: skipped: {error}", stderr=True) for error in counts["errors"])]
 
@@ -236,12 +247,15 @@ def ooni_table(rows: Sequence[Mapping[str, Any]]) -> Table:
         ooni = f"blocking={row['ooni_blocking']} accessible={row['ooni_accessible']}"
         cells.append((Path(row["file"]).name, row["input"] or "", verdict_cell(row["verdict"]),
                       ",".join(row["techniques"]), ooni, row["reason"]))
-    return Table(f"{len(rows)} OONI measurements",
+    return Table(counted(len(rows), "OONI measurement"),
                  ("file", "input", "verdict", "techniques", "OONI", "reason"), tuple(cells))
 
 
 def collection_line(status: Mapping[str, Any]) -> str:
-    return (f"{status['bundles']} bundles ({status['bytes']} bytes, last received "
-            f"{status['last_received'] or 'never'}), {status['points']} judged measurements "
-            f"from {len(status['probes'])} probes on {len(status['networks'])} networks: "
+    return (f"{counted(status['bundles'], 'bundle')} ({counted(status['bytes'], 'byte')}, "
+            f"last received "
+            f"{status['last_received'] or 'never'}), "
+            f"{counted(status['points'], 'judged measurement')} "
+            f"from {counted(len(status['probes']), 'probe')} on "
+            f"{counted(len(status['networks']), 'network')}: "
             f"{', '.join(status['networks'])}")

@@ -291,7 +291,7 @@ def test_monitor_sends_each_run_to_the_collector(tmp_path: Path, collector: tupl
                          "--no-system-resolver", "--no-ipv6", "--no-netcheck", "--timeout", "1",
                          "--accept-risks", "--collector", url]) == 0
     log = capsys.readouterr().err
-    assert "submitted 1 runs in 1 bundles, 0 pending" in log
+    assert "submitted 1 run in 1 bundle, 0 pending" in log
     with Collection(folder) as collection:
         status = collection.status()
     assert (status["bundles"], status["points"]) == (2, 2)

@@ -72,7 +72,7 @@ def test_views_describe_rows_in_words() -> None:
     assert views.control_warning("helper unreachable: connection_refused") == (
         "helper unreachable: connection_refused; verdicts use weaker controls")
     result = {"runs": [1, 2], "sent": 1, "pending": [3], "error": "HTTP 413"}
-    assert views.submit_line(result) == "submitted 2 runs in 1 bundles, 1 pending; HTTP 413"
+    assert views.submit_line(result) == "submitted 2 runs in 1 bundle, 1 pending; HTTP 413"
 
 
 def test_a_verification_for_people() -> None:
@@ -80,4 +80,4 @@ def test_a_verification_for_people() -> None:
                              counts={"records": 9}, ok=False)
     assert [item.text for item in views.verification_view(report, "nv.db")  # type: ignore[union-attr]
             ] == ["FAIL record 3: hash differs", "note: 1 key retired",
-                  "nv.db: 1 problems (9 records)"]
+                  "nv.db: 1 problem (9 records)"]

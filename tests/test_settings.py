@@ -193,4 +193,4 @@ def test_after_run_stamps_then_submits_as_the_settings_ask(monkeypatch) -> None:
     assert calls == [("stamp", ("http://tsa.test/", 3.0, b"PEM")),
                      ("submit", ("http://col.test", "tok"))]
     assert line == ("timestamps: 1 stamped, 0 waiting (0 unreachable, 0 refused or bad); "
-                    "submitted 1 runs in 1 bundles, 0 pending")
+                    "submitted 1 run in 1 bundle, 0 pending")
