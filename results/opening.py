@@ -26,6 +26,7 @@ a file that is not a database, a read-only file asked to be written.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from pathlib import Path
 from typing import Literal
@@ -68,6 +69,8 @@ def open_database(path: Path, access: Access = "create") -> tuple[sqlite3.Connec
         raise StoreError(f"cannot open the database {path} for writing: {_READ_ONLY_REASON}",
                          path)
     try:
+        if access == "create" and not path.exists():
+            return _owner_only(path), False
         return _writable(path, create=access == "create"), False
     except sqlite3.Error as exc:
         if access != "record" or getattr(exc, "sqlite_errorcode", None) not in _READ_ONLY:
@@ -76,13 +79,24 @@ def open_database(path: Path, access: Access = "create") -> tuple[sqlite3.Connec
     return _read_only(path), True
 
 
+def _owner_only(path: Path) -> sqlite3.Connection:
+    """A new database readable by its owner only (0600): a volunteer's measurements say which
+    sites they tried. SQLite gives the -wal and -shm files the database file's mode."""
+    previous = os.umask(0o077)
+    try:
+        return _writable(path, create=True)
+    finally:
+        os.umask(previous)
+
+
 def _make_folder(path: Path) -> None:
     blocking = next((p for p in path.parents if p.exists()), None)
     if blocking is not None and not blocking.is_dir():
         raise StoreError(f"cannot create the database {path}: {blocking} is a file, not a "
                          "folder", path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        # A folder we make is the owner's only (0700); an existing one is left as it is.
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
         raise StoreError(f"cannot create the folder of the database {path}: "
                          f"{exc.strerror or exc}", path) from None
