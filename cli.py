@@ -481,8 +481,10 @@ def cmd_targets_list(args: argparse.Namespace, s: Settings, out: Output) -> int:
 def cmd_measurements_list(args: argparse.Namespace, s: Settings, out: Output) -> int:
     from services import actions
 
-    rows = actions.measurements(s, args.run, args.target, args.verdict, args.limit)
-    out.show(rows, lambda: [views.measurements_table(rows)])
+    rows, total = actions.measurements(s, args.run, args.target, args.verdict, args.limit)
+    out.show(rows, lambda: [views.measurements_table(rows, total)])
+    if total > len(rows):
+        out.message(views.more_measurements(len(rows), total))
     return 0
 
 

@@ -124,6 +124,12 @@ def measurements_table(rows: Sequence[Mapping[str, Any]], total: int | None = No
                        for r in rows))
 
 
+def more_measurements(shown: int, total: int) -> str:
+    """The hint when a listing stopped at its limit."""
+    return (f"showing the newest {shown} of {total} measurements: --limit {total} lists them "
+            "all (with --run, --target or --verdict to narrow them)")
+
+
 def describe(row: Mapping[str, Any]) -> str:
     """One stored measurement and each of its observations, a line each."""
     return "\n".join(describe_lines(row))

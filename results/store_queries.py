@@ -63,6 +63,12 @@ class StoreQueries:
         )
         return [_measurement_row(row) for row in rows]
 
+    def count_measurements(self, run_id: int | None = None, target: str | None = None,
+                           verdict: str | None = None) -> int:
+        """How many measurements `measurements` would list without a limit."""
+        where, args = _filters(run_id, target, verdict)
+        return int(self.db["measurements"].count_where(" AND ".join(where) or None, args))
+
     def judged_rows(self, target: str | None = None) -> Iterator[dict[str, Any]]:
         """The judged measurements (of one target, matched as `measurements` does), in no
         particular order, with the verdict columns as stored and their run's network and

@@ -35,10 +35,13 @@ def require_run(store: Store, run: int | None) -> None:
 
 
 def measurements(settings: Settings, run: int | None = None, target: str | None = None,
-                 verdict: str | None = None, limit: int = 200) -> list[dict[str, Any]]:
+                 verdict: str | None = None, limit: int = 200
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """The newest `limit` measurements that match, and how many match in all."""
     with Store(settings.db, access="read") as store:
         require_run(store, run)
-        return store.measurements(run_id=run, target=target, verdict=verdict, limit=limit)
+        rows = store.measurements(run_id=run, target=target, verdict=verdict, limit=limit)
+        return rows, store.count_measurements(run_id=run, target=target, verdict=verdict)
 
 
 def measurement(settings: Settings, measurement_id: int) -> dict[str, Any]:

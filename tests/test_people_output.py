@@ -3,6 +3,9 @@ words, proper plurals."""
 
 from __future__ import annotations
 
+import json
+
+import cli
 from core import failures
 from core.words import counted
 from presentation import views
@@ -41,3 +44,23 @@ def test_counts_are_singular_or_plural():
     assert views.measurements_table([]).title == "0 measurements"
     assert views.analyze_line({"measurements": 1, "runs": 1, "changed": 0}) == (
         "recomputed 1 verdict in 1 run; 0 changed")
+
+
+def test_a_listing_cut_at_its_limit_says_how_many_there_are(tmp_path, capsys) -> None:
+    """`measurements` used to stop at 200 silently ("200 measurements" of 300)."""
+    from results.store import Store
+    from tests.conftest import import_wc05
+
+    db = tmp_path / "m.db"
+    with Store(db) as store:
+        import_wc05(store)  # 50 measurements
+    assert cli.main(["--db", str(db), "measurements", "list", "--limit", "10"]) == 0
+    shown = capsys.readouterr()
+    assert "10 of 50 measurements" in shown.out
+    assert "--limit 50 lists them all" in shown.err
+    assert cli.main(["--db", str(db), "measurements", "list"]) == 0
+    whole = capsys.readouterr()
+    assert "50 measurements" in whole.out and "of 50" not in whole.out
+    assert "--limit" not in whole.err
+    assert cli.main(["--db", str(db), "measurements", "list", "--limit", "10", "--json"]) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 10  # scripts get the rows, unchanged
