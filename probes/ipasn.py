@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import IO
 
 from core.errors import TableError
+from core.words import counted
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -78,8 +79,9 @@ def _rows(path: Path) -> Iterator[tuple[int, IPAddress, IPAddress, ASInfo]]:
 def _parse(path: Path, n: int, text: str) -> tuple[IPAddress, IPAddress, ASInfo]:
     fields = text.split("\t")
     if len(fields) < 4:
+        got = counted(len(fields), "field")
         raise TableError(f"{path}:{n}: expected range_start, range_end, AS_number, country_code "
-                         f"and AS_description separated by tabs, got {len(fields)} field(s)")
+                         f"and AS_description separated by tabs, got {got}")
     try:
         start, end = ipaddress.ip_address(fields[0]), ipaddress.ip_address(fields[1])
     except ValueError as exc:

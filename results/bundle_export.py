@@ -28,6 +28,7 @@ from typing import Any
 
 from core.errors import EvidenceError
 from core.times import utc_now
+from core.words import counted
 from results import bundle_queries as Q
 from results import custody, signing
 from results import rows as R
@@ -117,8 +118,10 @@ def _check_judged(store: Store, judge: Reclassify, run_ids: list[int]) -> None:
     report = Verification()
     check_verdicts(store, judge, report, run_ids)
     if report.problems:
+        differ = counted(len(report.problems), "stored verdict") + (
+            " differs" if len(report.problems) == 1 else " differ")
         raise EvidenceError(
-            f"{len(report.problems)} stored verdict(s) differ from the records judged again "
+            f"{differ} from the records judged again "
             f"with the fingerprints and public ranges given (first: {report.problems[0]}): "
             "give the ones the runs were judged with (--fingerprints, --public-range), or "
             "judge them again first (netvigil analyze)")

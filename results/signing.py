@@ -310,7 +310,8 @@ def check_signatures(conn: sqlite3.Connection, unsigned: Unsigned = NOTICE
     used = sorted({h.key_id for h in valid})
     # The keys come with the data, so a forger could bring their own: their ids are worth
     # comparing with ones obtained independently (published by the volunteer, earlier bundles).
-    notices = [f"runs are signed with key(s) {', '.join(used)}"] if used else []
+    notices = [f"runs are signed with {'key' if len(used) == 1 else 'keys'} {', '.join(used)}"
+               ] if used else []
     legacy: dict[int, str] = {}
     for run_id, (kind, _, created) in sorted(heads.items()):
         if run_id in signed or kind != "run_end":

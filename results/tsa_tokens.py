@@ -49,6 +49,7 @@ from rfc3161_client import (
 
 from core.errors import TimestampError
 from core.times import format_utc, utc_now
+from core.words import counted
 from results import custody
 from results.signing import Finding, b64decode_strict, message, run_heads
 
@@ -256,9 +257,11 @@ def check_tokens(conn: sqlite3.Connection) -> tuple[list[Finding], list[str]]:
         else:
             fp = fingerprint(chain)
             roots[fp] = roots.get(fp, 0) + 1
-    notices = [f"{n} run head(s) carry an RFC 3161 timestamp from an authority whose root "
-               f"certificate has SHA-256 {fp}" for fp, n in sorted(roots.items())]
+    notices = [f"{counted(n, 'run head')} {'carries' if n == 1 else 'carry'} an RFC 3161 "
+               f"timestamp from an authority whose root certificate has SHA-256 {fp}"
+               for fp, n in sorted(roots.items())]
     if waiting:
-        notices.append(f"{waiting} run head(s) wait for a timestamp (the authority was not "
-                       "reachable or refused)")
+        verb = "waits" if waiting == 1 else "wait"
+        notices.append(f"{counted(waiting, 'run head')} {verb} for a timestamp (the authority "
+                       "was not reachable or refused)")
     return problems, notices

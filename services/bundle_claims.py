@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from analysis.fingerprints import PATTERN_TYPES, Fingerprint, Fingerprints
+from core.words import counted
 from results.bundle_links import VERDICTS, Loaded
 from results.bundle_runs import BundleRun, bundle_runs, measurement_runs
 from results.canonical import canonical_json, sha256_hex
@@ -135,7 +136,8 @@ def _unclaimed(loaded: Loaded, claimed: dict[int, Any], report: Verification) ->
     for run_id, records in sorted(measurement_runs(loaded.conn).items()):
         left = [rid for rid in records if rid not in have]
         if left:
-            report.notices.append(f"run {run_id}: {len(left)} measurement record(s) have no "
+            report.notices.append(f"run {run_id}: {counted(len(left), 'measurement record')} "
+                                  f"{'has' if len(left) == 1 else 'have'} no "
                                   f"verdict in the bundle (records {_span(left)}): never "
                                   "judged, or left out of it")
 

@@ -27,10 +27,12 @@ from analysis.event_detection import detect_events
 from analysis.event_records import DEFAULT_POLICY, Event, EventPolicy, Point
 from analysis.outages import Bin, reachability
 from core.errors import BundleRejected
+from core.words import counted
 from results.bundle_links import Loaded
 from results.bundle_runs import parsed_records
 from results.bundle_verify import verify_bundle
 from results.collection_store import Added, CollectionStore, PointRow, utc_text
+from results.problems import Problems
 from results.verify import Verification
 from services.evidence import check_derived
 
@@ -84,13 +86,17 @@ class Collection:
 
             report = verify_bundle(temp, derived, self.max_unpacked, self.allow_unsigned)
             if not report.ok:
-                raise BundleRejected(f"the bundle does not verify: {len(report.problems)} "
-                                     f"problem(s), first: {report.problems[0]}", report.problems)
+                listed = report.problems
+                found = counted(listed.total if isinstance(listed, Problems) else len(listed),
+                                "problem")
+                raise BundleRejected(f"the bundle does not verify: {found}, first: "
+                                     f"{report.problems[0]}", report.problems)
             rows, signers, runs = index[0]
             refused = sorted((signers or {UNSIGNED}) - self.allowed_keys) \
                 if self.allowed_keys else []
             if refused:
-                raise BundleRejected(f"runs signed by key(s) this collector does not accept: "
+                keys = "a key" if len(refused) == 1 else "keys"
+                raise BundleRejected(f"runs signed by {keys} this collector does not accept: "
                                      f"{', '.join(refused)}")
             probes = tuple(sorted({r.probe for r in rows})) or (UNSIGNED,)
             return self.store.add_bundle(digest, temp, len(data), probes, runs, rows)

@@ -108,7 +108,7 @@ def test_finishing_a_run_signs_its_chain_head(store: Store) -> None:
     assert report.ok, report.problems
     assert report.counts["signatures"] == 1
     # The key id to compare with the one the volunteer published.
-    assert report.notices == [f"runs are signed with key(s) {kid}"]
+    assert report.notices == [f"runs are signed with key {kid}"]
     assert current_key(store)["key_id"] == kid
 
 
