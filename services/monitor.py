@@ -44,6 +44,7 @@ from core.observations import Measurement
 from core.target import Target
 from core.times import SECONDS_FORMAT, format_utc
 from core.verdicts import BLOCKED, DOWN, INSUFFICIENT
+from core.words import counted
 from results.store import Store
 from services import campaign, recovery
 from services.campaign import CampaignOptions, CampaignResult, Progress
@@ -154,7 +155,7 @@ def run_line(result: CampaignResult, elapsed: float) -> str:
         if r.verdict.verdict in counts:
             counts[r.verdict.verdict] += 1
     line = (
-        f"{_stamp()} run {result.run_id}: {len(result.results)} targets, "
+        f"{_stamp()} run {result.run_id}: {counted(len(result.results), 'target')}, "
         f"network {result.network}, {counts[BLOCKED]} blocked, {counts[DOWN]} down, "
         f"{counts[INSUFFICIENT]} insufficient, {elapsed:.1f} s"
     )
@@ -162,7 +163,7 @@ def run_line(result: CampaignResult, elapsed: float) -> str:
     if result.status != "finished":
         notes.append(result.status)
     if result.errors:
-        notes.append(f"{len(result.errors)} internal errors, first: {result.errors[0]}")
+        notes.append(f"{counted(len(result.errors), 'internal error')}, first: {result.errors[0]}")
     if result.control not in ("helper", "none"):
         notes.append(f"control: {result.control}")
     return line + (f" ({_one_line('; '.join(notes))})" if notes else "")
@@ -224,8 +225,9 @@ def monitor(
     pause = sleep or stop.wait
     rng = rng or random.Random()
     jitter = f" +-{format_duration(schedule.jitter)}" if schedule.jitter else ""
-    log(f"{_stamp()} monitoring {len(targets)} targets every {format_duration(schedule.every)}"
-        f"{jitter} into {db_path}")
+    every = format_duration(schedule.every)
+    log(f"{_stamp()} monitoring {counted(len(targets), 'target')} every {every}{jitter} into "
+        f"{db_path}")
     done = tried = failures = 0
     try:
         while not stop.is_set():

@@ -41,7 +41,7 @@ from tests.fakes.servers import HTTPServer, TCPServer
 
 ROOT = Path(__file__).resolve().parents[1]
 LINE = re.compile(
-    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ run (\d+): (\d+) targets, network (\w+), (\d+) blocked, "
+    r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ run (\d+): (\d+) targets?, network (\w+), (\d+) blocked, "
     r"(\d+) down, (\d+) insufficient, \d+\.\d s( \(.*\))?$"
 )
 FAST = Timeouts(dns=1, dns_listen=0.05, tcp=1, tls=1, http=1, http_body=1)
@@ -164,7 +164,7 @@ def test_n_runs_then_stop(tmp_path):
                    clock=t.clock, job=job)
     # the stop came during the third wait: no fourth run
     assert done == 3 and len(job.calls) == 3 and t.waits == [900.0] * 3
-    assert "monitoring 1 targets every 15m into" in lines[0]
+    assert "monitoring 1 target every 15m into" in lines[0]
     assert [int(LINE.match(line).group(1)) for line in lines[1:-1]] == [1, 2, 3]
     assert lines[-1].endswith("monitor stopped after 3 runs")
     with Store(tmp_path / "m.db") as store:
@@ -309,7 +309,7 @@ def test_the_log_line_notes_errors_and_interruptions(tmp_path):
             log=lines.append, sleep=t.sleep, clock=t.clock, job=fake_job(t, [result]))
     match = LINE.match(lines[1])
     assert match and match.group(1, 2, 4) == ("7", "1", "1")
-    assert match.group(7) == (" (interrupted; 1 internal errors, first: http://b.test/: internal "
+    assert match.group(7) == (" (interrupted; 1 internal error, first: http://b.test/: internal "
                               "error KeyError: 'x'; control: helper unreachable: "
                               "connection_refused)")
 
