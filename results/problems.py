@@ -80,6 +80,12 @@ class Verification:
             self.problems = Problems(self.problems)
 
     @property
+    def total_problems(self) -> int:
+        """How many problems were found, the ones past the listed first ones included."""
+        listed = self.problems
+        return listed.total if isinstance(listed, Problems) else len(listed)
+
+    @property
     def ok(self) -> bool:
         return not self.problems
 

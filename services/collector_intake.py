@@ -32,7 +32,6 @@ from results.bundle_links import Loaded
 from results.bundle_runs import parsed_records
 from results.bundle_verify import verify_bundle
 from results.collection_store import Added, CollectionStore, PointRow, utc_text
-from results.problems import Problems
 from results.verify import Verification
 from services.evidence import check_derived
 
@@ -86,9 +85,7 @@ class Collection:
 
             report = verify_bundle(temp, derived, self.max_unpacked, self.allow_unsigned)
             if not report.ok:
-                listed = report.problems
-                found = counted(listed.total if isinstance(listed, Problems) else len(listed),
-                                "problem")
+                found = counted(report.total_problems, "problem")
                 raise BundleRejected(f"the bundle does not verify: {found}, first: "
                                      f"{report.problems[0]}", report.problems)
             rows, signers, runs = index[0]
